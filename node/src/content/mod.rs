@@ -10,3 +10,4 @@ pub mod dagpb;
 pub mod proto;
 pub mod unixfs;
 pub mod chunker;
+pub mod links;
