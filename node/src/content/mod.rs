@@ -5,6 +5,7 @@
 //! [`BlockSink`](importer::BlockSink) and the exporter reads them from a
 //! [`BlockSource`](exporter::BlockSource), so both are testable with in-memory maps.
 
+pub mod cbor;
 pub mod cid;
 pub mod dagpb;
 pub mod proto;
