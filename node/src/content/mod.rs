@@ -15,3 +15,5 @@ pub mod links;
 pub mod murmur3;
 pub mod proto;
 pub mod unixfs;
+pub mod exporter;
+pub mod walk;
