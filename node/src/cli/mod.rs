@@ -1,4 +1,6 @@
 //! The command line.
 
 /// Run the CLI.
-pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+pub fn main() -> std::process::ExitCode {
+    std::process::ExitCode::SUCCESS
+}

@@ -91,7 +91,10 @@ impl IpfsPath {
         let root = parse_cid(first)?;
         let segments: Vec<String> = parts.map(str::to_owned).collect();
         if segments.iter().any(|s| s == "." || s == "..") {
-            return Err(CidError::Invalid { input: input.to_owned(), reason: "`.` and `..` are not allowed in IPFS paths".into() });
+            return Err(CidError::Invalid {
+                input: input.to_owned(),
+                reason: "`.` and `..` are not allowed in IPFS paths".into(),
+            });
         }
         Ok(Self { root, segments })
     }
@@ -99,7 +102,10 @@ impl IpfsPath {
 
 /// Parse a bare CID string in any multibase the `cid` crate knows (base58btc, base32, base36, ...).
 pub fn parse_cid(input: &str) -> Result<Cid, CidError> {
-    let cid = Cid::try_from(input).map_err(|e| CidError::Invalid { input: input.to_owned(), reason: e.to_string() })?;
+    let cid = Cid::try_from(input).map_err(|e| CidError::Invalid {
+        input: input.to_owned(),
+        reason: e.to_string(),
+    })?;
     match cid.hash().code() {
         MH_SHA2_256 | MH_IDENTITY => Ok(cid),
         other => Err(CidError::UnsupportedHash(other)),
@@ -110,7 +116,10 @@ pub fn parse_cid(input: &str) -> Result<Cid, CidError> {
 pub fn parse_cid_arg(input: &str) -> Result<Cid, CidError> {
     let path = IpfsPath::parse(input)?;
     if !path.segments.is_empty() {
-        return Err(CidError::Invalid { input: input.to_owned(), reason: "expected a CID, not a path".into() });
+        return Err(CidError::Invalid {
+            input: input.to_owned(),
+            reason: "expected a CID, not a path".into(),
+        });
     }
     Ok(path.root)
 }
@@ -128,21 +137,33 @@ mod tests {
     fn parses_every_accepted_form() {
         let v0 = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o";
         let c = parse_cid(v0).expect("v0");
-        for form in [v0.to_owned(), format!("/ipfs/{v0}"), format!("ipfs://{v0}"), format!(" {v0} ")] {
+        for form in [
+            v0.to_owned(),
+            format!("/ipfs/{v0}"),
+            format!("ipfs://{v0}"),
+            format!(" {v0} "),
+        ] {
             assert_eq!(parse_cid_arg(&form), Ok(c), "{form}");
         }
         let p = IpfsPath::parse(&format!("ipfs://{v0}/a/b.json")).expect("path");
         assert_eq!(p.segments, vec!["a", "b.json"]);
         let v1 = Cid::new_v1(CODEC_DAG_PB, *c.hash());
-        let b36 = v1.to_string_of_base(multibase::Base::Base36Lower).expect("base36");
+        let b36 = v1
+            .to_string_of_base(multibase::Base::Base36Lower)
+            .expect("base36");
         assert_eq!(parse_cid(&b36), Ok(v1));
     }
 
     #[test]
     fn rejects_garbage_and_dot_segments() {
-        assert!(matches!(parse_cid("notacid"), Err(CidError::Invalid { .. })));
+        assert!(matches!(
+            parse_cid("notacid"),
+            Err(CidError::Invalid { .. })
+        ));
         assert!(parse_cid_arg("").is_err());
-        assert!(IpfsPath::parse("/ipfs/QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o/../x").is_err());
+        assert!(
+            IpfsPath::parse("/ipfs/QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o/../x").is_err()
+        );
     }
 
     #[test]

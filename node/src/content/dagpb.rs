@@ -34,7 +34,11 @@ pub struct PbLink {
 impl PbLink {
     /// A link as UnixFS writes it: name always present (possibly empty), size always present.
     pub fn new(cid: Cid, name: impl Into<String>, tsize: u64) -> Self {
-        Self { cid, name: Some(name.into()), tsize: Some(tsize) }
+        Self {
+            cid,
+            name: Some(name.into()),
+            tsize: Some(tsize),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -89,7 +93,11 @@ impl PbNode {
             .iter()
             .map(|l| proto::bytes_field_len(l.encoded_len(l.cid.encoded_len())))
             .sum();
-        links + self.data.as_ref().map_or(0, |d| proto::bytes_field_len(d.len()))
+        links
+            + self
+                .data
+                .as_ref()
+                .map_or(0, |d| proto::bytes_field_len(d.len()))
     }
 
     /// Decode a dag-pb block.
@@ -125,7 +133,9 @@ fn decode_link(bytes: &[u8]) -> Result<PbLink, DagPbError> {
     let mut last = 0;
     while let Some(field) = reader.next_field()? {
         if field.number() <= last {
-            return Err(DagPbError::Invalid("PBLink fields out of order or repeated"));
+            return Err(DagPbError::Invalid(
+                "PBLink fields out of order or repeated",
+            ));
         }
         last = field.number();
         match field {
@@ -133,7 +143,8 @@ fn decode_link(bytes: &[u8]) -> Result<PbLink, DagPbError> {
                 cid = Some(Cid::try_from(hash).map_err(|e| DagPbError::BadLinkCid(e.to_string()))?)
             }
             Field::Bytes(2, n) => {
-                let n = std::str::from_utf8(n).map_err(|_| DagPbError::Invalid("link name is not UTF-8"))?;
+                let n = std::str::from_utf8(n)
+                    .map_err(|_| DagPbError::Invalid("link name is not UTF-8"))?;
                 name = Some(n.to_owned());
             }
             Field::Varint(3, t) => tsize = Some(t),
@@ -153,7 +164,14 @@ mod tests {
     fn round_trips_and_predicts_length() {
         let child = block_cid(CODEC_RAW, 1, b"leaf");
         let node = PbNode {
-            links: vec![PbLink::new(child, "", 4), PbLink { cid: child, name: None, tsize: None }],
+            links: vec![
+                PbLink::new(child, "", 4),
+                PbLink {
+                    cid: child,
+                    name: None,
+                    tsize: None,
+                },
+            ],
             data: Some(vec![8, 2]),
         };
         let bytes = node.encode();
@@ -163,18 +181,28 @@ mod tests {
 
     #[test]
     fn empty_directory_bytes_are_canonical() {
-        let node = PbNode { links: vec![], data: Some(vec![8, 1]) };
+        let node = PbNode {
+            links: vec![],
+            data: Some(vec![8, 1]),
+        };
         assert_eq!(node.encode(), vec![0x0a, 0x02, 0x08, 0x01]);
     }
 
     #[test]
     fn rejects_data_before_links_and_garbage() {
         let child = block_cid(CODEC_RAW, 1, b"x");
-        let link = PbNode { links: vec![PbLink::new(child, "a", 1)], data: None }.encode();
+        let link = PbNode {
+            links: vec![PbLink::new(child, "a", 1)],
+            data: None,
+        }
+        .encode();
         let mut bad = vec![0x0a, 0x00];
         bad.extend_from_slice(&link);
         assert!(PbNode::decode(&bad).is_err());
-        assert!(PbNode::decode(&[0x12, 0x02, 0x18, 0x01]).is_err(), "link without hash");
+        assert!(
+            PbNode::decode(&[0x12, 0x02, 0x18, 0x01]).is_err(),
+            "link without hash"
+        );
         assert!(PbNode::decode(&[0xff, 0xff]).is_err());
     }
 }

@@ -114,7 +114,8 @@ impl<'a> Reader<'a> {
         }
         let (key, used) = read_varint(self.buf)?;
         self.buf = &self.buf[used..];
-        let field = u32::try_from(key >> 3).map_err(|_| ProtoError::Invalid("field number too large"))?;
+        let field =
+            u32::try_from(key >> 3).map_err(|_| ProtoError::Invalid("field number too large"))?;
         if field == 0 {
             return Err(ProtoError::FieldZero);
         }

@@ -58,12 +58,22 @@ pub struct UnixfsData {
 
 impl UnixfsData {
     pub fn new(kind: DataType) -> Self {
-        Self { kind, data: None, filesize: None, blocksizes: Vec::new(), hash_type: None, fanout: None, mode: None }
+        Self {
+            kind,
+            data: None,
+            filesize: None,
+            blocksizes: Vec::new(),
+            hash_type: None,
+            fanout: None,
+            mode: None,
+        }
     }
 
     /// Bytes of the message, fields in number order as Kubo encodes them.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.data.as_ref().map_or(0, Vec::len) + 5 * self.blocksizes.len());
+        let mut out = Vec::with_capacity(
+            16 + self.data.as_ref().map_or(0, Vec::len) + 5 * self.blocksizes.len(),
+        );
         proto::put_varint_field(&mut out, 1, self.kind as u64);
         if let Some(data) = &self.data {
             proto::put_bytes_field(&mut out, 2, data);
@@ -108,7 +118,9 @@ impl UnixfsData {
                 Field::Varint(5, h) => msg.hash_type = Some(h),
                 Field::Varint(6, f) => msg.fanout = Some(f),
                 Field::Varint(7, m) => {
-                    msg.mode = Some(u32::try_from(m).map_err(|_| UnixfsError::Invalid("mode out of range"))?)
+                    msg.mode = Some(
+                        u32::try_from(m).map_err(|_| UnixfsError::Invalid("mode out of range"))?,
+                    )
                 }
                 // mtime (8) and unknown fields are skipped: they do not change how bytes are read.
                 _ => {}
@@ -134,13 +146,22 @@ mod tests {
         let mut d = UnixfsData::new(DataType::File);
         d.filesize = Some(300);
         d.blocksizes = vec![200, 100];
-        assert_eq!(d.encode(), vec![0x08, 0x02, 0x18, 0xac, 0x02, 0x20, 0xc8, 0x01, 0x20, 0x64]);
+        assert_eq!(
+            d.encode(),
+            vec![0x08, 0x02, 0x18, 0xac, 0x02, 0x20, 0xc8, 0x01, 0x20, 0x64]
+        );
         assert_eq!(UnixfsData::decode(&d.encode()), Ok(d));
     }
 
     #[test]
     fn rejects_unknown_type_and_missing_type() {
-        assert_eq!(UnixfsData::decode(&[0x08, 0x09]), Err(UnixfsError::UnknownType(9)));
-        assert_eq!(UnixfsData::decode(&[0x18, 0x01]), Err(UnixfsError::Invalid("missing Type")));
+        assert_eq!(
+            UnixfsData::decode(&[0x08, 0x09]),
+            Err(UnixfsError::UnknownType(9))
+        );
+        assert_eq!(
+            UnixfsData::decode(&[0x18, 0x01]),
+            Err(UnixfsError::Invalid("missing Type"))
+        );
     }
 }

@@ -11,7 +11,9 @@ pub struct Buzhash<R> {
 
 impl<R: Read> Buzhash<R> {
     pub fn new(reader: R) -> Self {
-        Self { inner: FixedSize::new(reader, super::DEFAULT_CHUNK_SIZE) }
+        Self {
+            inner: FixedSize::new(reader, super::DEFAULT_CHUNK_SIZE),
+        }
     }
 }
 

@@ -13,7 +13,11 @@ pub struct FixedSize<R> {
 
 impl<R: Read> FixedSize<R> {
     pub fn new(reader: R, size: usize) -> Self {
-        Self { reader, size: size.max(1), done: false }
+        Self {
+            reader,
+            size: size.max(1),
+            done: false,
+        }
     }
 }
 

@@ -109,9 +109,21 @@ mod tests {
     fn parses_kubo_chunker_syntax() {
         assert_eq!("size-262144".parse(), Ok(ChunkerSpec::Size(262_144)));
         assert_eq!("buzhash".parse(), Ok(ChunkerSpec::Buzhash));
-        assert!(matches!("rabin".parse::<ChunkerSpec>(), Err(ChunkerError::Unknown(_))));
-        assert!(matches!("size-0".parse::<ChunkerSpec>(), Err(ChunkerError::BadSize(_))));
-        assert!(matches!("size-2000000".parse::<ChunkerSpec>(), Err(ChunkerError::BadSize(_))));
-        assert!(matches!("size-x".parse::<ChunkerSpec>(), Err(ChunkerError::BadSize(_))));
+        assert!(matches!(
+            "rabin".parse::<ChunkerSpec>(),
+            Err(ChunkerError::Unknown(_))
+        ));
+        assert!(matches!(
+            "size-0".parse::<ChunkerSpec>(),
+            Err(ChunkerError::BadSize(_))
+        ));
+        assert!(matches!(
+            "size-2000000".parse::<ChunkerSpec>(),
+            Err(ChunkerError::BadSize(_))
+        ));
+        assert!(matches!(
+            "size-x".parse::<ChunkerSpec>(),
+            Err(ChunkerError::BadSize(_))
+        ));
     }
 }

@@ -1,0 +1,34 @@
+//! Depth-first walk of a whole DAG (any codec [`links`](super::links) understands), visiting
+//! each block once, in the order CAR export and the trustless gateway need (pre-order, links in
+//! order, no duplicates).
+
+use std::collections::HashSet;
+
+use cid::Cid;
+
+use super::exporter::{BlockSource, ExportError};
+use super::links::links;
+
+/// Visit every block of the DAG under `root`, pre-order depth-first, each once.
+/// Stops at the first error from the source or the visitor.
+pub fn walk_dag(
+    src: &dyn BlockSource,
+    root: &Cid,
+    visit: &mut dyn FnMut(&Cid, &[u8]) -> Result<(), ExportError>,
+) -> Result<(), ExportError> {
+    let mut seen = HashSet::new();
+    let mut stack = vec![*root];
+    while let Some(cid) = stack.pop() {
+        if !seen.insert(cid) {
+            continue;
+        }
+        let bytes = src
+            .get_block(&cid)
+            .map_err(|source| ExportError::Source { cid, source })?
+            .ok_or(ExportError::Missing(cid))?;
+        let children = links(&cid, &bytes).map_err(|e| ExportError::Malformed { cid, reason: e.to_string() })?;
+        visit(&cid, &bytes)?;
+        stack.extend(children.into_iter().rev());
+    }
+    Ok(())
+}
