@@ -1,1 +1,264 @@
-//! Placeholder.
+//! Block storage: the [`Blockstore`] API the rest of the node calls, and its backends.
+//!
+//! Blocks are keyed by their multihash, as in Kubo, so the same bytes named by a CIDv0 and a
+//! CIDv1 are one block. A backend implements the small [`RawBlocks`] trait (bytes by multihash,
+//! no checks); every [`RawBlocks`] is a [`Blockstore`] through one blanket impl that adds the
+//! rules in one place: blocks over [`MAX_BLOCK_SIZE`] are refused, identity CIDs are never
+//! stored, and [`Blockstore::get`] re-hashes what it read, so a block is never returned
+//! unverified: a corrupt one is deleted and reported as [`StoreError::Corrupt`].
+//!
+//! Backends: [`sled::SledStore`] (a tree in the repo's sled database), [`flatfs::FlatFsStore`]
+//! (Kubo's `blocks/` folder layout) and [`memory::MemoryStore`] (tests). [`pins`] keeps local
+//! pins and [`gc`] collects unpinned blocks and verifies the store; [`walk`] is the DAG walk
+//! both share.
+
+pub mod flatfs;
+pub mod gc;
+pub mod memory;
+pub mod pins;
+pub mod sled;
+pub mod walk;
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::path::PathBuf;
+
+use cid::Cid;
+use thiserror::Error;
+
+use crate::content::cid::{CODEC_RAW, MH_IDENTITY, MH_SHA2_256, verify};
+
+/// A block's storage key: the multihash of its bytes.
+pub type Multihash = multihash::Multihash<64>;
+
+/// The largest block accepted, in bytes (2 MiB, as Kubo and bitswap allow); exactly this is fine.
+pub const MAX_BLOCK_SIZE: usize = 2 * 1024 * 1024;
+
+/// The multihashes of the stored blocks, read lazily.
+pub type Keys<'a> = Box<dyn Iterator<Item = Result<Multihash, StoreError>> + Send + 'a>;
+
+/// What a store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStat {
+    /// Number of stored blocks (identity CIDs are not stored).
+    pub blocks: u64,
+    /// Sum of the stored blocks' sizes, in bytes.
+    pub bytes: u64,
+}
+
+/// A block store operation that failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error(
+        "block {cid} is {size} bytes, over the {max}-byte block limit; re-import with a smaller chunk size"
+    )]
+    TooLarge { cid: Cid, size: usize, max: usize },
+    #[error(
+        "block {cid} was corrupt on disk and has been deleted; fetch it again or re-add its content"
+    )]
+    Corrupt { cid: Cid },
+    #[error("data does not hash to {cid}; refusing to store it (the source is corrupt or lying)")]
+    HashMismatch { cid: Cid },
+    #[error("block {cid} uses hash function 0x{code:x}; only sha2-256 and identity are supported")]
+    UnsupportedHash { cid: Cid, code: u64 },
+    #[error("{op} {path}: {source}; check the disk space and the repo's permissions")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("sled {op}: {source}; the datastore may be damaged, run `repo verify`")]
+    Sled {
+        op: &'static str,
+        source: ::sled::Error,
+    },
+    #[error(
+        "flatfs at {path} is sharded as {found:?}, expected {expected:?}; use a Kubo-style repo"
+    )]
+    Sharding {
+        path: PathBuf,
+        found: String,
+        expected: &'static str,
+    },
+    #[error("stored key {key:?} is not a multihash ({reason}); remove the stray entry")]
+    BadKey { key: String, reason: String },
+}
+
+impl StoreError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Self::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// A storage backend: bytes by multihash, with no size, hash or identity rules.
+///
+/// Implement this for a new backend; callers use [`Blockstore`], which every `RawBlocks` is.
+pub trait RawBlocks: Send + Sync {
+    /// Store `data` under `mh` unless something is already stored there.
+    fn put_raw(&self, mh: &Multihash, data: &[u8]) -> Result<(), StoreError>;
+    /// The bytes stored under `mh`, as they are.
+    fn get_raw(&self, mh: &Multihash) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Whether something is stored under `mh`.
+    fn has_raw(&self, mh: &Multihash) -> Result<bool, StoreError>;
+    /// Size of what is stored under `mh`.
+    fn size_raw(&self, mh: &Multihash) -> Result<Option<u64>, StoreError>;
+    /// Remove what is stored under `mh`; false if there was nothing.
+    fn delete_raw(&self, mh: &Multihash) -> Result<bool, StoreError>;
+    /// Every stored key.
+    fn keys_raw(&self) -> Result<Keys<'_>, StoreError>;
+    /// Durability barrier: what was stored before survives a crash once this returns.
+    fn flush_raw(&self) -> Result<(), StoreError>;
+    /// Count blocks and bytes; the default walks every key.
+    fn stat_raw(&self) -> Result<StoreStat, StoreError> {
+        let mut stat = StoreStat::default();
+        for mh in self.keys_raw()? {
+            if let Some(size) = self.size_raw(&mh?)? {
+                stat.blocks += 1;
+                stat.bytes += size;
+            }
+        }
+        Ok(stat)
+    }
+}
+
+/// The block store API: checked puts, verified gets.
+pub trait Blockstore: Send + Sync {
+    /// Store a block whose CID the caller computed. Idempotent. Identity CIDs are a no-op.
+    fn put(&self, cid: &Cid, data: &[u8]) -> Result<(), StoreError>;
+    /// Store a block from an untrusted source: hash it first, refuse it if it does not match.
+    fn put_verified(&self, cid: &Cid, data: &[u8]) -> Result<(), StoreError>;
+    /// A block's bytes, verified against its CID. A corrupt block is deleted and reported.
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The bytes stored under a multihash, not verified: for `repo verify` and diagnostics.
+    fn get_unverified(&self, mh: &Multihash) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Whether the block is available (identity CIDs always are).
+    fn has(&self, cid: &Cid) -> Result<bool, StoreError>;
+    /// Size of the block in bytes, without reading it where the backend allows.
+    fn block_size(&self, cid: &Cid) -> Result<Option<u64>, StoreError>;
+    /// Remove a block (whichever CID version names it); false if it was not stored.
+    fn delete(&self, cid: &Cid) -> Result<bool, StoreError>;
+    /// Remove the block stored under a multihash, as listed by [`Blockstore::keys`].
+    fn delete_multihash(&self, mh: &Multihash) -> Result<bool, StoreError>;
+    /// Multihashes of every stored block.
+    fn keys(&self) -> Result<Keys<'_>, StoreError>;
+    /// Durability barrier: every block put before this call survives a crash once it returns.
+    fn flush(&self) -> Result<(), StoreError>;
+    /// Number and total size of the stored blocks.
+    fn stat(&self) -> Result<StoreStat, StoreError>;
+}
+
+impl<T: RawBlocks> Blockstore for T {
+    fn put(&self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
+        check_size(cid, data.len())?;
+        match cid.hash().code() {
+            MH_IDENTITY => Ok(()),
+            MH_SHA2_256 => self.put_raw(cid.hash(), data),
+            code => Err(StoreError::UnsupportedHash { cid: *cid, code }),
+        }
+    }
+
+    fn put_verified(&self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
+        check_size(cid, data.len())?;
+        check_hash(cid, data)?;
+        self.put(cid, data)
+    }
+
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
+        let mh = cid.hash();
+        if mh.code() == MH_IDENTITY {
+            return Ok(Some(mh.digest().to_vec()));
+        }
+        let Some(data) = self.get_raw(mh)? else {
+            return Ok(None);
+        };
+        match check_hash(cid, &data) {
+            Ok(()) => Ok(Some(data)),
+            Err(StoreError::HashMismatch { .. }) => {
+                self.delete_raw(mh)?;
+                tracing::warn!(%cid, size = data.len(), "corrupt block deleted");
+                Err(StoreError::Corrupt { cid: *cid })
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    fn get_unverified(&self, mh: &Multihash) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_raw(mh)
+    }
+
+    fn has(&self, cid: &Cid) -> Result<bool, StoreError> {
+        if cid.hash().code() == MH_IDENTITY {
+            return Ok(true);
+        }
+        self.has_raw(cid.hash())
+    }
+
+    fn block_size(&self, cid: &Cid) -> Result<Option<u64>, StoreError> {
+        let mh = cid.hash();
+        if mh.code() == MH_IDENTITY {
+            return Ok(Some(mh.digest().len() as u64));
+        }
+        self.size_raw(mh)
+    }
+
+    fn delete(&self, cid: &Cid) -> Result<bool, StoreError> {
+        if cid.hash().code() == MH_IDENTITY {
+            return Ok(false);
+        }
+        self.delete_raw(cid.hash())
+    }
+
+    fn delete_multihash(&self, mh: &Multihash) -> Result<bool, StoreError> {
+        self.delete_raw(mh)
+    }
+
+    fn keys(&self) -> Result<Keys<'_>, StoreError> {
+        self.keys_raw()
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.flush_raw()
+    }
+
+    fn stat(&self) -> Result<StoreStat, StoreError> {
+        self.stat_raw()
+    }
+}
+
+/// Whether `data` hashes to `mh`: `Ok(false)` on a mismatch, an error for unknown hash functions.
+pub fn matches_multihash(mh: &Multihash, data: &[u8]) -> Result<bool, StoreError> {
+    match check_hash(&Cid::new_v1(CODEC_RAW, *mh), data) {
+        Ok(()) => Ok(true),
+        Err(StoreError::HashMismatch { .. }) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
+fn check_size(cid: &Cid, size: usize) -> Result<(), StoreError> {
+    if size > MAX_BLOCK_SIZE {
+        return Err(StoreError::TooLarge {
+            cid: *cid,
+            size,
+            max: MAX_BLOCK_SIZE,
+        });
+    }
+    Ok(())
+}
+
+fn check_hash(cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
+    use crate::content::cid::CidError;
+    match verify(cid, data) {
+        Ok(()) => Ok(()),
+        Err(CidError::UnsupportedHash(code)) => {
+            Err(StoreError::UnsupportedHash { cid: *cid, code })
+        }
+        Err(_) => Err(StoreError::HashMismatch { cid: *cid }),
+    }
+}
