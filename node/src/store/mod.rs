@@ -12,12 +12,15 @@
 //! pins and [`gc`] collects unpinned blocks and verifies the store; [`walk`] is the DAG walk
 //! both share.
 
+mod adapt;
 pub mod flatfs;
 pub mod gc;
 pub mod memory;
 pub mod pins;
 pub mod sled;
 pub mod walk;
+
+pub use adapt::{StoreSink, StoreSource};
 
 #[cfg(test)]
 mod tests;
