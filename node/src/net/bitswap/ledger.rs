@@ -1,0 +1,1 @@
+//! Serving side of Bitswap (placeholder, filled in by the next commit).

@@ -1,0 +1,1 @@
+//! Fetching side of Bitswap (placeholder, filled in by a later commit).

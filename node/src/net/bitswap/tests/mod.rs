@@ -1,0 +1,3 @@
+//! Tests of the Bitswap codec and state machines, one file per module under test.
+
+mod message;
