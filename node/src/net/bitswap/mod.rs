@@ -26,7 +26,7 @@ pub mod session;
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
-// ledger
+pub use ledger::{Server, ServerConfig};
 pub use message::{
     BlockPresence, Message, PresenceType, ProtocolVersion, WantType, WantlistEntry, decode_framed,
     encode_framed,

@@ -1,3 +1,4 @@
 //! Tests of the Bitswap codec and state machines, one file per module under test.
 
+mod ledger;
 mod message;
