@@ -32,4 +32,4 @@ pub use message::{
     encode_framed,
 };
 pub use prefix::CidPrefix;
-// session
+pub use session::{Action, Session, SessionConfig};
