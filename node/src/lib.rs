@@ -6,12 +6,17 @@
 //! - [`store`]: the [`store::Blockstore`] trait and its sled, flatfs and in-memory backends,
 //!   local pins and garbage collection.
 //! - [`car`]: CAR v1 reading and writing.
+//! - [`net`]: networking; so far the socket-free Bitswap codec, server ledger and client
+//!   session state machines.
 //! - [`repo`]: the on-disk repository (config, lock, store) that commands open.
+//! - [`net`]: peer-to-peer networking; today the socket-free Bitswap core.
+//! - [`fsimport`]: adding files and folders from the local filesystem.
 //! - [`cli`]: the `distribute` command line.
 
 pub mod car;
 pub mod cli;
 pub mod content;
 pub mod fsimport;
+pub mod net;
 pub mod repo;
 pub mod store;

@@ -1,0 +1,608 @@
+//! Fetching side of Bitswap: a [`Session`] fetches a growing set of CIDs from a changing set
+//! of peers, as a pure state machine. The caller feeds it events (peers coming and going,
+//! received messages, the time) and carries out the [`Action`]s it returns; time is always an
+//! argument, so tests drive it without clocks or sockets.
+//!
+//! How a CID is fetched: [`Session::want`] records it once (asking again is a no-op) and
+//! sends a want-have, with `sendDontHave`, to every connected 1.2.0 peer. Peers that answer
+//! HAVE become candidates; the best one (lowest expected time from its latency and
+//! throughput EWMAs and its current load) gets a want-block. Peers speaking 1.0.0/1.1.0
+//! cannot answer want-haves, so they are asked for blocks directly when no HAVE is known.
+//! At most [`SessionConfig::window`] want-blocks are in flight, and at most
+//! [`SessionConfig::per_peer_window`] per peer, so the load spreads across peers.
+//!
+//! Every block is verified against its CID before it is delivered. A DONT_HAVE, a timeout or
+//! a corrupt block moves the want to the next candidate; a corrupt block also earns the peer a
+//! strike, and [`SessionConfig::max_strikes`] strikes exclude it from the session. A peer that
+//! disconnects has its want-blocks reassigned. When no candidate is left the session asks
+//! for providers ([`Action::FindProviders`]); after [`SessionConfig::max_attempts`] failed
+//! want-blocks a CID fails. Once a block arrives, peers still asked about it get a cancel.
+//!
+//! With Bitswap 1.1.0+ a receiver rebuilds a block's CID from the data it got, so data
+//! corrupted in transit surfaces as an unrequested CID (ignored here, the want then times
+//! out); the verification here catches blocks whose CID came from anywhere else.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+use cid::Cid;
+
+use super::message::{Message, PresenceType, ProtocolVersion, WantType, WantlistEntry};
+use crate::content::cid::{CidError, verify};
+
+/// Limits and timing of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Want-blocks in flight across all peers.
+    pub window: usize,
+    /// Want-blocks in flight to one peer.
+    pub per_peer_window: usize,
+    /// How long a peer has to answer a want-have or deliver a want-block.
+    pub timeout: Duration,
+    /// Corrupt blocks after which a peer is excluded from the session.
+    pub max_strikes: u32,
+    /// Failed want-blocks (DONT_HAVE, timeout, corrupt) after which a CID fails.
+    pub max_attempts: u32,
+    /// CIDs the session tracks at once; [`Session::want`] refuses more.
+    pub max_wants: usize,
+    /// Latency assumed for a peer we have not measured yet.
+    pub default_latency: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            window: 32,
+            per_peer_window: 16,
+            timeout: Duration::from_secs(10),
+            max_strikes: 3,
+            max_attempts: 8,
+            max_wants: 16_384,
+            default_latency: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Something for the caller to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action<P> {
+    /// Send these wantlist entries to `peer` (one message, not a full wantlist).
+    SendWants {
+        peer: P,
+        entries: Vec<WantlistEntry>,
+    },
+    /// Tell `peer` we no longer want these CIDs.
+    SendCancels { peer: P, cids: Vec<Cid> },
+    /// A wanted block arrived and matches its CID.
+    Deliver { cid: Cid, data: Vec<u8> },
+    /// The session gave up on a CID.
+    Failed { cid: Cid, reason: FailReason },
+    /// No connected peer can supply `cid`: look up providers and [`Session::add_peer`] them.
+    FindProviders { cid: Cid },
+}
+
+/// Why a CID failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailReason {
+    /// This many want-blocks failed (DONT_HAVE, timeout or corrupt data).
+    AttemptsExhausted { attempts: u32 },
+    /// The CID's hash function is one we cannot verify.
+    Unverifiable(CidError),
+}
+
+/// Why [`Session::want`] refused a CID.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    #[error("session already tracks {max} CIDs; wait for some to arrive before adding {cid}")]
+    Full { cid: Cid, max: usize },
+}
+
+/// What the session knows about one peer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerScore {
+    pub version: ProtocolVersion,
+    /// EWMA of response latency, seconds.
+    pub latency: Option<f64>,
+    /// EWMA of block throughput, bytes per second.
+    pub throughput: Option<f64>,
+    pub strikes: u32,
+    pub in_flight: usize,
+}
+
+/// Weight of a new sample in the EWMAs.
+const EWMA_ALPHA: f64 = 0.25;
+/// Block size assumed until the session has received some.
+const TYPICAL_BLOCK: f64 = 256.0 * 1024.0;
+
+fn ewma(old: Option<f64>, sample: f64) -> Option<f64> {
+    Some(old.map_or(sample, |o| o + EWMA_ALPHA * (sample - o)))
+}
+
+#[derive(Debug)]
+struct WantState<P> {
+    seq: u64,
+    priority: i32,
+    /// Want-have sent, no answer yet.
+    asked_have: BTreeMap<P, Instant>,
+    haves: BTreeSet<P>,
+    /// Said DONT_HAVE, timed out, or sent a corrupt block: not asked again.
+    ruled_out: BTreeSet<P>,
+    block_request: Option<(P, Instant)>,
+    attempts: u32,
+    providers_requested: bool,
+}
+
+#[derive(Debug, Default)]
+struct Outbox {
+    cancels: Vec<Cid>,
+    wants: Vec<WantlistEntry>,
+}
+
+/// One fetch: a set of CIDs and the peers to get them from. `P` is the peer key.
+#[derive(Debug)]
+pub struct Session<P> {
+    config: SessionConfig,
+    peers: BTreeMap<P, PeerScore>,
+    excluded: HashSet<P>,
+    wants: HashMap<Cid, WantState<P>>,
+    /// Wants without a want-block in flight, in the order they were added.
+    waiting: BTreeMap<u64, Cid>,
+    next_seq: u64,
+    in_flight: usize,
+    /// EWMA of delivered block sizes, bytes.
+    avg_block: f64,
+    outbox: BTreeMap<P, Outbox>,
+    actions: Vec<Action<P>>,
+}
+
+impl<P: Clone + Eq + Hash + Ord> Session<P> {
+    pub fn new(config: SessionConfig) -> Self {
+        Self {
+            config,
+            peers: BTreeMap::new(),
+            excluded: HashSet::new(),
+            wants: HashMap::new(),
+            waiting: BTreeMap::new(),
+            next_seq: 0,
+            in_flight: 0,
+            avg_block: TYPICAL_BLOCK,
+            outbox: BTreeMap::new(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// Actions accumulated since the last call: sends first (cancels before wants, per
+    /// peer), then deliveries, failures and provider lookups in the order they happened.
+    pub fn drain_actions(&mut self) -> Vec<Action<P>> {
+        let mut out = Vec::new();
+        for (peer, outbox) in std::mem::take(&mut self.outbox) {
+            if !outbox.cancels.is_empty() {
+                out.push(Action::SendCancels {
+                    peer: peer.clone(),
+                    cids: outbox.cancels,
+                });
+            }
+            if !outbox.wants.is_empty() {
+                out.push(Action::SendWants {
+                    peer,
+                    entries: outbox.wants,
+                });
+            }
+        }
+        out.append(&mut self.actions);
+        out
+    }
+
+    /// CIDs still being fetched.
+    pub fn pending(&self) -> usize {
+        self.wants.len()
+    }
+
+    /// Want-blocks currently in flight.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    pub fn peer(&self, peer: &P) -> Option<&PeerScore> {
+        self.peers.get(peer)
+    }
+
+    pub fn is_excluded(&self, peer: &P) -> bool {
+        self.excluded.contains(peer)
+    }
+
+    /// When [`Session::tick`] next has something to time out, if anything.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.wants
+            .values()
+            .flat_map(|w| {
+                w.asked_have
+                    .values()
+                    .chain(w.block_request.as_ref().map(|(_, t)| t))
+            })
+            .min()
+            .map(|t| *t + self.config.timeout)
+    }
+
+    /// Fetch `cid`. Asking for a CID the session already fetches changes nothing.
+    pub fn want(&mut self, cid: Cid, now: Instant) -> Result<(), SessionError> {
+        if self.wants.contains_key(&cid) {
+            return Ok(());
+        }
+        if let Err(e @ CidError::UnsupportedHash(_)) = verify(&cid, &[]) {
+            self.actions.push(Action::Failed {
+                cid,
+                reason: FailReason::Unverifiable(e),
+            });
+            return Ok(());
+        }
+        if self.wants.len() >= self.config.max_wants {
+            return Err(SessionError::Full {
+                cid,
+                max: self.config.max_wants,
+            });
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        // Earlier discoveries first: the DAG walk adds parents before children.
+        let priority = i32::MAX - i32::try_from(seq % (i32::MAX as u64)).unwrap_or(0);
+        let mut state = WantState {
+            seq,
+            priority,
+            asked_have: BTreeMap::new(),
+            haves: BTreeSet::new(),
+            ruled_out: BTreeSet::new(),
+            block_request: None,
+            attempts: 0,
+            providers_requested: false,
+        };
+        for (peer, score) in &self.peers {
+            if score.version.supports_have() {
+                state.asked_have.insert(peer.clone(), now);
+                let entry = WantlistEntry::want(cid, WantType::Have, priority, true);
+                self.outbox
+                    .entry(peer.clone())
+                    .or_default()
+                    .wants
+                    .push(entry);
+            }
+        }
+        self.wants.insert(cid, state);
+        self.waiting.insert(seq, cid);
+        self.schedule(now);
+        Ok(())
+    }
+
+    /// Stop fetching `cid` (the caller got it elsewhere or no longer needs it).
+    pub fn cancel(&mut self, cid: &Cid) {
+        if let Some(state) = self.wants.remove(cid) {
+            self.waiting.remove(&state.seq);
+            self.release_slot(&state);
+            self.cancel_outstanding(*cid, &state, None);
+        }
+    }
+
+    /// A peer that may have the blocks: connected, or found as a provider.
+    pub fn add_peer(&mut self, peer: P, version: ProtocolVersion, now: Instant) {
+        if self.excluded.contains(&peer) || self.peers.contains_key(&peer) {
+            return;
+        }
+        self.peers.insert(
+            peer.clone(),
+            PeerScore {
+                version,
+                latency: None,
+                throughput: None,
+                strikes: 0,
+                in_flight: 0,
+            },
+        );
+        let mut entries = Vec::new();
+        for (cid, state) in &mut self.wants {
+            state.providers_requested = false;
+            if version.supports_have() && !state.ruled_out.contains(&peer) {
+                state.asked_have.insert(peer.clone(), now);
+                entries.push(WantlistEntry::want(
+                    *cid,
+                    WantType::Have,
+                    state.priority,
+                    true,
+                ));
+            }
+        }
+        if !entries.is_empty() {
+            entries.sort_by_key(|e| std::cmp::Reverse(e.priority));
+            self.outbox.entry(peer).or_default().wants.extend(entries);
+        }
+        self.schedule(now);
+    }
+
+    /// The peer is gone: its want-blocks go to other peers.
+    pub fn remove_peer(&mut self, peer: &P, now: Instant) {
+        if self.peers.remove(peer).is_none() {
+            return;
+        }
+        self.outbox.remove(peer);
+        for (cid, state) in &mut self.wants {
+            state.asked_have.remove(peer);
+            state.haves.remove(peer);
+            if state.block_request.as_ref().is_some_and(|(p, _)| p == peer) {
+                state.block_request = None;
+                self.in_flight = self.in_flight.saturating_sub(1);
+                self.waiting.insert(state.seq, *cid);
+            }
+        }
+        self.schedule(now);
+    }
+
+    /// Everything in a received message that concerns this session.
+    pub fn on_message(&mut self, peer: &P, message: &Message, now: Instant) {
+        for p in &message.presences {
+            match p.presence {
+                PresenceType::Have => self.on_have(peer, &p.cid, now),
+                PresenceType::DontHave => self.on_dont_have(peer, &p.cid, now),
+            }
+        }
+        for b in &message.blocks {
+            self.on_block(peer, b.cid, b.data.clone(), now);
+        }
+    }
+
+    pub fn on_have(&mut self, peer: &P, cid: &Cid, now: Instant) {
+        let Some(state) = self.wants.get_mut(cid) else {
+            return;
+        };
+        if let Some(sent) = state.asked_have.remove(peer) {
+            record_latency(&mut self.peers, peer, now - sent);
+        }
+        if self.peers.contains_key(peer) && !state.ruled_out.contains(peer) {
+            state.haves.insert(peer.clone());
+        }
+        self.schedule(now);
+    }
+
+    pub fn on_dont_have(&mut self, peer: &P, cid: &Cid, now: Instant) {
+        let Some(state) = self.wants.get_mut(cid) else {
+            return;
+        };
+        if let Some(sent) = state.asked_have.remove(peer) {
+            record_latency(&mut self.peers, peer, now - sent);
+        }
+        self.rule_out(peer, *cid, false);
+        self.schedule(now);
+    }
+
+    /// A block from `peer`: delivered if wanted and valid; if corrupt, the peer gets a strike
+    /// and the CID is fetched elsewhere. Unwanted blocks are ignored.
+    pub fn on_block(&mut self, peer: &P, cid: Cid, data: Vec<u8>, now: Instant) {
+        let Some(state) = self.wants.get(&cid) else {
+            return;
+        };
+        if verify(&cid, &data).is_err() {
+            self.rule_out(peer, cid, false);
+            if let Some(score) = self.peers.get_mut(peer) {
+                score.strikes += 1;
+                if score.strikes >= self.config.max_strikes {
+                    self.exclude(peer, now);
+                }
+            }
+            self.schedule(now);
+            return;
+        }
+        if let Some((asked, sent)) = &state.block_request
+            && asked == peer
+        {
+            let elapsed = (now - *sent).as_secs_f64().max(1e-6);
+            record_latency(&mut self.peers, peer, now - *sent);
+            if let Some(score) = self.peers.get_mut(peer) {
+                score.throughput = ewma(score.throughput, data.len() as f64 / elapsed);
+            }
+        }
+        if let Some(state) = self.wants.remove(&cid) {
+            self.waiting.remove(&state.seq);
+            self.release_slot(&state);
+            self.cancel_outstanding(cid, &state, Some(peer));
+        }
+        self.avg_block += EWMA_ALPHA * (data.len() as f64 - self.avg_block);
+        self.actions.push(Action::Deliver { cid, data });
+        self.schedule(now);
+    }
+
+    /// Time out unanswered want-haves and want-blocks older than the timeout.
+    pub fn tick(&mut self, now: Instant) {
+        let timeout = self.config.timeout;
+        let mut expired_blocks = Vec::new();
+        let mut expired_haves = Vec::new();
+        for (cid, state) in &self.wants {
+            if let Some((peer, sent)) = &state.block_request
+                && now.saturating_duration_since(*sent) >= timeout
+            {
+                expired_blocks.push((peer.clone(), *cid));
+            }
+            for (peer, sent) in &state.asked_have {
+                if now.saturating_duration_since(*sent) >= timeout {
+                    expired_haves.push((peer.clone(), *cid));
+                }
+            }
+        }
+        for (peer, cid) in expired_haves {
+            if let Some(state) = self.wants.get_mut(&cid) {
+                state.asked_have.remove(&peer);
+                state.ruled_out.insert(peer.clone());
+                self.outbox.entry(peer).or_default().cancels.push(cid);
+            }
+        }
+        for (peer, cid) in expired_blocks {
+            record_latency(&mut self.peers, &peer, timeout);
+            self.rule_out(&peer, cid, true);
+        }
+        self.schedule(now);
+    }
+
+    /// `peer` will not supply `cid`: forget it as a candidate and, if it held the
+    /// want-block, count a failed attempt and put the want back in line.
+    fn rule_out(&mut self, peer: &P, cid: Cid, send_cancel: bool) {
+        let Some(state) = self.wants.get_mut(&cid) else {
+            return;
+        };
+        state.haves.remove(peer);
+        state.asked_have.remove(peer);
+        state.ruled_out.insert(peer.clone());
+        if state.block_request.as_ref().is_none_or(|(p, _)| p != peer) {
+            return;
+        }
+        state.block_request = None;
+        state.attempts += 1;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(score) = self.peers.get_mut(peer) {
+            score.in_flight = score.in_flight.saturating_sub(1);
+        }
+        if send_cancel {
+            self.outbox
+                .entry(peer.clone())
+                .or_default()
+                .cancels
+                .push(cid);
+        }
+        if state.attempts >= self.config.max_attempts {
+            let attempts = state.attempts;
+            if let Some(state) = self.wants.remove(&cid) {
+                self.cancel_outstanding(cid, &state, None);
+            }
+            self.actions.push(Action::Failed {
+                cid,
+                reason: FailReason::AttemptsExhausted { attempts },
+            });
+        } else {
+            self.waiting.insert(state.seq, cid);
+        }
+    }
+
+    /// Too many corrupt blocks: drop the peer for the rest of the session.
+    fn exclude(&mut self, peer: &P, now: Instant) {
+        let cids: Vec<Cid> = self
+            .wants
+            .iter()
+            .filter(|(_, s)| s.asked_have.contains_key(peer) || s.haves.contains(peer))
+            .map(|(c, _)| *c)
+            .collect();
+        self.remove_peer(peer, now);
+        self.excluded.insert(peer.clone());
+        if !cids.is_empty() {
+            self.outbox.entry(peer.clone()).or_default().cancels = cids;
+        }
+    }
+
+    fn cancel_outstanding(&mut self, cid: Cid, state: &WantState<P>, except: Option<&P>) {
+        let asked = state
+            .asked_have
+            .keys()
+            .chain(state.block_request.as_ref().map(|(p, _)| p));
+        for peer in asked {
+            if Some(peer) != except && self.peers.contains_key(peer) {
+                let outbox = self.outbox.entry(peer.clone()).or_default();
+                if !outbox.cancels.contains(&cid) {
+                    outbox.cancels.push(cid);
+                }
+            }
+        }
+    }
+
+    /// Free the window slot of a want leaving the session.
+    fn release_slot(&mut self, state: &WantState<P>) {
+        if let Some((p, _)) = &state.block_request {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            if let Some(score) = self.peers.get_mut(p) {
+                score.in_flight = score.in_flight.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Fill the window: each waiting want, oldest first, goes to its best candidate.
+    fn schedule(&mut self, now: Instant) {
+        let waiting: Vec<(u64, Cid)> = self.waiting.iter().map(|(s, c)| (*s, *c)).collect();
+        for (seq, cid) in waiting {
+            if self.in_flight >= self.config.window {
+                break;
+            }
+            let Some(state) = self.wants.get_mut(&cid) else {
+                self.waiting.remove(&seq);
+                continue;
+            };
+            let chosen = best_peer(&self.peers, &self.config, self.avg_block, state, &cid);
+            let Some(peer) = chosen else {
+                let nobody_left = state.asked_have.is_empty() && state.haves.is_empty();
+                if nobody_left && !state.providers_requested {
+                    state.providers_requested = true;
+                    self.actions.push(Action::FindProviders { cid });
+                }
+                continue;
+            };
+            let Some(score) = self.peers.get_mut(&peer) else {
+                continue;
+            };
+            score.in_flight += 1;
+            let entry = WantlistEntry::want(
+                cid,
+                WantType::Block,
+                state.priority,
+                score.version.supports_have(),
+            );
+            state.block_request = Some((peer.clone(), now));
+            self.in_flight += 1;
+            self.waiting.remove(&seq);
+            self.outbox.entry(peer).or_default().wants.push(entry);
+        }
+    }
+}
+
+/// The candidate expected to deliver soonest: a peer that said HAVE, or failing that a
+/// peer too old to say HAVE that has not been ruled out.
+fn best_peer<P: Clone + Ord>(
+    peers: &BTreeMap<P, PeerScore>,
+    config: &SessionConfig,
+    avg_block: f64,
+    state: &WantState<P>,
+    cid: &Cid,
+) -> Option<P> {
+    let usable = |p: &P| {
+        peers
+            .get(p)
+            .filter(|s| s.in_flight < config.per_peer_window && !state.ruled_out.contains(p))
+    };
+    // Expected time to a block: one round trip (the latency EWMA, which for blocks includes
+    // transfer time) plus draining what the peer already has queued for us.
+    let score = |s: &PeerScore| {
+        let latency = s.latency.unwrap_or(config.default_latency.as_secs_f64());
+        let per_block = s.throughput.map_or(latency, |t| avg_block / t.max(1.0));
+        latency + s.in_flight as f64 * per_block
+    };
+    let pick = |candidates: &mut dyn Iterator<Item = (&P, &PeerScore)>| {
+        candidates
+            .fold(None::<(&P, f64)>, |best, (p, s)| {
+                let sc = score(s);
+                match best {
+                    Some((_, b)) if b <= sc => best,
+                    _ => Some((p, sc)),
+                }
+            })
+            .map(|(p, _)| p.clone())
+    };
+    let mut haves = state.haves.iter().filter_map(|p| usable(p).map(|s| (p, s)));
+    if let Some(p) = pick(&mut haves) {
+        return Some(p);
+    }
+    let mut legacy = peers.iter().filter(|(p, s)| {
+        !s.version.supports_have() && s.version.can_express(cid) && usable(p).is_some()
+    });
+    pick(&mut legacy)
+}
+
+fn record_latency<P: Ord>(peers: &mut BTreeMap<P, PeerScore>, peer: &P, sample: Duration) {
+    if let Some(score) = peers.get_mut(peer) {
+        score.latency = ewma(score.latency, sample.as_secs_f64());
+    }
+}
