@@ -10,8 +10,9 @@
 //! Backends: [`sled::SledStore`] (a tree in the repo's sled database), [`flatfs::FlatFsStore`]
 //! (Kubo's `blocks/` folder layout) and [`memory::MemoryStore`] (tests). [`pins`] keeps local
 //! pins and [`gc`] collects unpinned blocks and verifies the store; [`walk`] is the DAG walk
-//! both share.
+//! both share; [`bridge`] plugs a store into the importer and exporter.
 
+pub mod bridge;
 pub mod flatfs;
 pub mod gc;
 pub mod memory;
@@ -19,6 +20,8 @@ pub mod pins;
 pub mod sled;
 pub mod walk;
 
+#[cfg(test)]
+mod bench;
 #[cfg(test)]
 mod tests;
 
