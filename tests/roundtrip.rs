@@ -14,12 +14,25 @@ use distribute::content::importer::{ImportOptions, Layout, import_bytes};
 use proptest::prelude::*;
 
 fn options() -> impl Strategy<Value = ImportOptions> {
-    (0u8..2, any::<bool>(), prop_oneof![Just(ChunkerSpec::Buzhash), (1usize..5000).prop_map(ChunkerSpec::Size)], any::<bool>(), 2usize..8)
+    (
+        0u8..2,
+        any::<bool>(),
+        prop_oneof![
+            Just(ChunkerSpec::Buzhash),
+            (1usize..5000).prop_map(ChunkerSpec::Size)
+        ],
+        any::<bool>(),
+        2usize..8,
+    )
         .prop_map(|(version, raw, chunker, trickle, max_links)| {
             let mut o = ImportOptions::default().with_cid_version(version);
             o.raw_leaves |= raw;
             o.chunker = chunker;
-            o.layout = if trickle { Layout::Trickle } else { Layout::Balanced };
+            o.layout = if trickle {
+                Layout::Trickle
+            } else {
+                Layout::Balanced
+            };
             o.max_links = max_links;
             o
         })

@@ -12,5 +12,6 @@
 pub mod car;
 pub mod cli;
 pub mod content;
+pub mod fsimport;
 pub mod repo;
 pub mod store;

@@ -288,6 +288,11 @@ impl Repo {
     }
 
     /// The local pins.
+    /// The block store as the exporter reads it (every block verified).
+    pub fn source(&self) -> crate::store::StoreSource<'_> {
+        crate::store::StoreSource::new(self.blocks())
+    }
+
     pub fn pins(&self) -> &Pins {
         &self.pins
     }

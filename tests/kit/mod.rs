@@ -67,3 +67,127 @@ impl BlockSink for CountingSink {
         Ok(())
     }
 }
+
+/// A temporary repository and a way to run the real `distribute` binary against it.
+pub struct Node {
+    pub dir: tempfile::TempDir,
+}
+
+/// Captured result of one command.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub raw_stdout: Vec<u8>,
+}
+
+impl Run {
+    /// Panic with the command's output unless it succeeded.
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "command failed: {self:?}");
+        self
+    }
+
+    /// Panic unless the command failed with exit code 1 and one error line, after any logs.
+    pub fn fails(self) -> Self {
+        assert_eq!(self.code, 1, "expected failure: {self:?}");
+        let errors: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("Error: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "exactly one error line: {self:?}");
+        assert_eq!(
+            self.stderr.trim_end().lines().last(),
+            Some(errors[0]),
+            "error line last: {self:?}"
+        );
+        self
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_distribute")
+}
+
+impl Node {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A node whose repository uses `backend` (sled or flatfs).
+    pub fn with_backend(backend: &str) -> Self {
+        let node = Self::new();
+        node.run(&["init", "--blockstore", backend]).ok();
+        node
+    }
+
+    pub fn repo(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(bin());
+        cmd.arg("--repo")
+            .arg(self.repo())
+            .args(args)
+            .current_dir(self.dir.path());
+        cmd.env_remove("DISTRIBUTE_REPO");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = self
+            .command(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            raw_stdout: out.stdout,
+        }
+    }
+
+    /// Write a file under the node's scratch folder and return its path as a string.
+    pub fn write(&self, rel: &str, data: &[u8]) -> String {
+        let path = self.dir.path().join("in").join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, data).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    pub fn mkdir(&self, rel: &str) -> String {
+        let path = self.dir.path().join("in").join(rel);
+        std::fs::create_dir_all(&path).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    /// `add -Q` of a path with extra flags, returning the root CID.
+    pub fn add(&self, path: &str, flags: &[&str]) -> String {
+        let mut args = vec!["add", "-Q"];
+        args.extend_from_slice(flags);
+        args.push(path);
+        self.run(&args).ok().stdout.trim().to_owned()
+    }
+
+    pub fn cat(&self, cid: &str) -> Vec<u8> {
+        self.run(&["cat", cid]).ok().raw_stdout
+    }
+}
+
+/// Poll `cond` until it holds or `timeout` passes; panics naming what it waited for.
+pub fn wait_for(what: &str, timeout: std::time::Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

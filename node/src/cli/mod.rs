@@ -1,6 +1,119 @@
-//! The command line.
+//! The `distribute` command line: parses arguments ([`args`]), sets up logging, opens the
+//! repository and runs one command. Errors end here: one line on stderr naming the problem,
+//! exit code 1.
 
-/// Run the CLI.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+mod add;
+pub mod args;
+mod block;
+mod cidfmt;
+mod dag;
+pub mod output;
+mod pin;
+mod read;
+mod repo;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+
+use args::{Cli, Command, GlobalArgs, LogFormat};
+use output::{Ctx, open_repo_with, stdout};
+
+use crate::repo::BlockstoreKind;
+
+/// Run the CLI with the process arguments and return its exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(&cli.global);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {}", format_chain(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn format_chain(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+fn init_logging(global: &GlobalArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&global.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match global.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let global = &cli.global;
+    let kind = match &cli.command {
+        Command::Init(a) => return repo::init(global, a),
+        Command::Cid(c) => return cidfmt::run(c, &mut stdout()),
+        Command::Add(a) => a.blockstore.parse()?,
+        _ => BlockstoreKind::Sled,
+    };
+    if let Command::Add(a) = &cli.command {
+        // Check every input before the repository is even created.
+        add::check_inputs(a, &std::env::current_dir()?)?;
+    }
+    let repo = open_repo_with(global, kind)?;
+    tracing::debug!(repo = %repo.path().display(), "repository opened");
+    let source = repo.source();
+    let mut out = stdout();
+    let mut ctx = Ctx {
+        repo: &repo,
+        source: &source,
+        out: &mut out,
+        cwd: std::env::current_dir()?,
+        interactive: std::io::stderr().is_terminal(),
+    };
+    execute(&mut ctx, cli.command)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Run one repository command in `ctx`.
+pub fn execute(ctx: &mut Ctx<'_>, command: Command) -> Result<()> {
+    match command {
+        Command::Add(a) => add::run(ctx, &a),
+        Command::Get(a) => read::get(ctx, &a),
+        Command::Cat(a) => read::cat(ctx, &a),
+        Command::Ls(a) => read::ls(ctx, &a),
+        Command::Pin(a) => pin::run(ctx, a),
+        Command::Dag(c) => dag::run(ctx, c),
+        Command::Block(c) => block::run(ctx, c),
+        Command::Repo(c) => repo::run(ctx, c),
+        Command::Cid(c) => cidfmt::run(&c, ctx.out),
+        Command::Init(_) => anyhow::bail!("init does not run against an open repository"),
+    }
 }

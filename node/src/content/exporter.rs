@@ -103,7 +103,10 @@ fn decode(src: &dyn BlockSource, cid: &Cid) -> Result<Decoded, ExportError> {
         CODEC_DAG_PB => {
             let malformed = |reason: String| ExportError::Malformed { cid: *cid, reason };
             let node = PbNode::decode(&bytes).map_err(|e| malformed(e.to_string()))?;
-            let data = node.data.as_deref().ok_or_else(|| malformed("dag-pb node without UnixFS data".into()))?;
+            let data = node
+                .data
+                .as_deref()
+                .ok_or_else(|| malformed("dag-pb node without UnixFS data".into()))?;
             let unixfs = UnixfsData::decode(data).map_err(|e| malformed(e.to_string()))?;
             Ok(Decoded::Unixfs(node, unixfs))
         }
@@ -120,15 +123,23 @@ pub fn stat(src: &dyn BlockSource, cid: &Cid) -> Result<NodeInfo, ExportError> {
             DataType::Directory => (NodeKind::Directory, 0),
             DataType::HamtShard => (NodeKind::ShardedDirectory, 0),
             DataType::Symlink => {
-                let target = String::from_utf8_lossy(data.data.as_deref().unwrap_or_default()).into_owned();
+                let target =
+                    String::from_utf8_lossy(data.data.as_deref().unwrap_or_default()).into_owned();
                 (NodeKind::Symlink(target), 0)
             }
             DataType::Metadata => {
-                return Err(ExportError::Malformed { cid: *cid, reason: "metadata nodes are not supported".into() });
+                return Err(ExportError::Malformed {
+                    cid: *cid,
+                    reason: "metadata nodes are not supported".into(),
+                });
             }
         },
     };
-    Ok(NodeInfo { cid: *cid, kind, size })
+    Ok(NodeInfo {
+        cid: *cid,
+        kind,
+        size,
+    })
 }
 
 /// Follow `path` from its root through directories (basic and sharded) to the CID it names.
@@ -142,7 +153,10 @@ pub fn resolve(src: &dyn BlockSource, path: &IpfsPath) -> Result<Cid, ExportErro
 
 /// The child named `name` of the directory at `dir`.
 pub fn lookup(src: &dyn BlockSource, dir: &Cid, name: &str) -> Result<Cid, ExportError> {
-    let not_found = || ExportError::NotFound { cid: *dir, name: name.to_owned() };
+    let not_found = || ExportError::NotFound {
+        cid: *dir,
+        name: name.to_owned(),
+    };
     match decode(src, dir)? {
         Decoded::Unixfs(node, data) if data.kind == DataType::Directory => node
             .links
@@ -155,14 +169,27 @@ pub fn lookup(src: &dyn BlockSource, dir: &Cid, name: &str) -> Result<Cid, Expor
             let (mut node, mut shard_cid) = (node, *dir);
             for &byte in hash.iter() {
                 let prefix = format!("{byte:02X}");
-                let link = node.links.iter().find(|l| l.name().starts_with(&prefix)).ok_or_else(not_found)?;
+                let link = node
+                    .links
+                    .iter()
+                    .find(|l| l.name().starts_with(&prefix))
+                    .ok_or_else(not_found)?;
                 if link.name().len() > 2 {
-                    return if &link.name()[2..] == name { Ok(link.cid) } else { Err(not_found()) };
+                    return if &link.name()[2..] == name {
+                        Ok(link.cid)
+                    } else {
+                        Err(not_found())
+                    };
                 }
                 shard_cid = link.cid;
                 node = match decode(src, &shard_cid)? {
                     Decoded::Unixfs(n, d) if d.kind == DataType::HamtShard => n,
-                    _ => return Err(ExportError::Malformed { cid: shard_cid, reason: "HAMT link to a non-shard node".into() }),
+                    _ => {
+                        return Err(ExportError::Malformed {
+                            cid: shard_cid,
+                            reason: "HAMT link to a non-shard node".into(),
+                        });
+                    }
                 };
             }
             Err(ExportError::TooDeep(shard_cid))
@@ -176,30 +203,56 @@ pub fn list(src: &dyn BlockSource, dir: &Cid) -> Result<Vec<ListEntry>, ExportEr
     let mut out = Vec::new();
     match decode(src, dir)? {
         Decoded::Unixfs(node, data) if data.kind == DataType::Directory => {
-            out.extend(node.links.iter().map(|l| ListEntry { name: l.name().to_owned(), cid: l.cid, tsize: l.tsize.unwrap_or(0) }));
+            out.extend(node.links.iter().map(|l| ListEntry {
+                name: l.name().to_owned(),
+                cid: l.cid,
+                tsize: l.tsize.unwrap_or(0),
+            }));
         }
-        Decoded::Unixfs(node, data) if data.kind == DataType::HamtShard => list_shard(src, dir, &node, 0, &mut out)?,
+        Decoded::Unixfs(node, data) if data.kind == DataType::HamtShard => {
+            list_shard(src, dir, &node, 0, &mut out)?
+        }
         _ => return Err(ExportError::NotDirectory(*dir)),
     }
     Ok(out)
 }
 
-fn list_shard(src: &dyn BlockSource, cid: &Cid, node: &PbNode, depth: usize, out: &mut Vec<ListEntry>) -> Result<(), ExportError> {
+fn list_shard(
+    src: &dyn BlockSource,
+    cid: &Cid,
+    node: &PbNode,
+    depth: usize,
+    out: &mut Vec<ListEntry>,
+) -> Result<(), ExportError> {
     if depth > 8 {
         return Err(ExportError::TooDeep(*cid));
     }
     for link in &node.links {
         let name = link.name();
         if !name.is_char_boundary(2.min(name.len())) || name.len() < 2 {
-            return Err(ExportError::Malformed { cid: *cid, reason: format!("bad HAMT link name {name:?}") });
+            return Err(ExportError::Malformed {
+                cid: *cid,
+                reason: format!("bad HAMT link name {name:?}"),
+            });
         }
         if name.len() == 2 {
             match decode(src, &link.cid)? {
-                Decoded::Unixfs(child, d) if d.kind == DataType::HamtShard => list_shard(src, &link.cid, &child, depth + 1, out)?,
-                _ => return Err(ExportError::Malformed { cid: link.cid, reason: "HAMT link to a non-shard node".into() }),
+                Decoded::Unixfs(child, d) if d.kind == DataType::HamtShard => {
+                    list_shard(src, &link.cid, &child, depth + 1, out)?
+                }
+                _ => {
+                    return Err(ExportError::Malformed {
+                        cid: link.cid,
+                        reason: "HAMT link to a non-shard node".into(),
+                    });
+                }
             }
         } else {
-            out.push(ListEntry { name: name[2..].to_owned(), cid: link.cid, tsize: link.tsize.unwrap_or(0) });
+            out.push(ListEntry {
+                name: name[2..].to_owned(),
+                cid: link.cid,
+                tsize: link.tsize.unwrap_or(0),
+            });
         }
     }
     Ok(())
@@ -245,12 +298,20 @@ fn read_node(
     match data.kind {
         DataType::File | DataType::Raw => {}
         DataType::Directory | DataType::HamtShard => return Err(ExportError::IsDirectory(*cid)),
-        _ => return Err(ExportError::Malformed { cid: *cid, reason: "not a file node".into() }),
+        _ => {
+            return Err(ExportError::Malformed {
+                cid: *cid,
+                reason: "not a file node".into(),
+            });
+        }
     }
     let inline = data.data.as_deref().unwrap_or_default();
     emit(inline, start, from, to, out, written)?;
     if node.links.len() != data.blocksizes.len() {
-        return Err(ExportError::Malformed { cid: *cid, reason: "blocksizes do not match links".into() });
+        return Err(ExportError::Malformed {
+            cid: *cid,
+            reason: "blocksizes do not match links".into(),
+        });
     }
     let mut child_start = start + inline.len() as u64;
     for (link, &size) in node.links.iter().zip(&data.blocksizes) {
@@ -259,14 +320,30 @@ fn read_node(
             break;
         }
         if child_end > from {
-            read_node(src, &link.cid, child_start, from, to, out, written, depth + 1)?;
+            read_node(
+                src,
+                &link.cid,
+                child_start,
+                from,
+                to,
+                out,
+                written,
+                depth + 1,
+            )?;
         }
         child_start = child_end;
     }
     Ok(())
 }
 
-fn emit(bytes: &[u8], start: u64, from: u64, to: u64, out: &mut dyn Write, written: &mut u64) -> Result<(), ExportError> {
+fn emit(
+    bytes: &[u8],
+    start: u64,
+    from: u64,
+    to: u64,
+    out: &mut dyn Write,
+    written: &mut u64,
+) -> Result<(), ExportError> {
     let len = bytes.len() as u64;
     let lo = from.saturating_sub(start).min(len);
     let hi = to.saturating_sub(start).min(len);

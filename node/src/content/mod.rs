@@ -5,15 +5,16 @@
 //! [`BlockSink`](importer::BlockSink) and the exporter reads them from a
 //! [`BlockSource`](exporter::BlockSource), so both are testable with in-memory maps.
 
+pub mod cbor;
 pub mod chunker;
 pub mod cid;
 pub mod dagpb;
 pub mod directory;
+pub mod exporter;
 pub mod importer;
 pub mod layout;
 pub mod links;
 pub mod murmur3;
 pub mod proto;
 pub mod unixfs;
-pub mod exporter;
 pub mod walk;

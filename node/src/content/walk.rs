@@ -9,12 +9,15 @@ use cid::Cid;
 use super::exporter::{BlockSource, ExportError};
 use super::links::links;
 
+/// Called with each block of a walk; an error stops the walk.
+pub type Visitor<'a> = dyn FnMut(&Cid, &[u8]) -> Result<(), ExportError> + 'a;
+
 /// Visit every block of the DAG under `root`, pre-order depth-first, each once.
 /// Stops at the first error from the source or the visitor.
 pub fn walk_dag(
     src: &dyn BlockSource,
     root: &Cid,
-    visit: &mut dyn FnMut(&Cid, &[u8]) -> Result<(), ExportError>,
+    visit: &mut Visitor<'_>,
 ) -> Result<(), ExportError> {
     let mut seen = HashSet::new();
     let mut stack = vec![*root];
@@ -26,7 +29,10 @@ pub fn walk_dag(
             .get_block(&cid)
             .map_err(|source| ExportError::Source { cid, source })?
             .ok_or(ExportError::Missing(cid))?;
-        let children = links(&cid, &bytes).map_err(|e| ExportError::Malformed { cid, reason: e.to_string() })?;
+        let children = links(&cid, &bytes).map_err(|e| ExportError::Malformed {
+            cid,
+            reason: e.to_string(),
+        })?;
         visit(&cid, &bytes)?;
         stack.extend(children.into_iter().rev());
     }

@@ -10,15 +10,17 @@
 //! Backends: [`sled::SledStore`] (a tree in the repo's sled database), [`flatfs::FlatFsStore`]
 //! (Kubo's `blocks/` folder layout) and [`memory::MemoryStore`] (tests). [`pins`] keeps local
 //! pins and [`gc`] collects unpinned blocks and verifies the store; [`walk`] is the DAG walk
-//! both share; [`bridge`] plugs a store into the importer and exporter.
+//! both share; [`StoreSink`] and [`StoreSource`] plug a store into the importer and exporter.
 
-pub mod bridge;
+mod adapt;
 pub mod flatfs;
 pub mod gc;
 pub mod memory;
 pub mod pins;
 pub mod sled;
 pub mod walk;
+
+pub use adapt::{StoreSink, StoreSource};
 
 #[cfg(test)]
 mod bench;

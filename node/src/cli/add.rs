@@ -1,0 +1,147 @@
+//! `distribute add`: import files and trees, print `added <cid> <name>` per entry (root last),
+//! then pin the roots — after every block is durable, so a crash never leaves a pin on a
+//! partial DAG.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::args::AddArgs;
+use super::output::{Ctx, line};
+use crate::content::importer::{ImportOptions, Layout};
+use crate::fsimport::{AddOptions, FsImportError, add_path};
+use crate::store::StoreSink;
+use crate::store::pins::PinMode;
+
+/// Inputs at least this large get a progress bar when stderr is a terminal.
+const PROGRESS_THRESHOLD: u64 = 1_000_000;
+
+fn import_options(a: &AddArgs) -> ImportOptions {
+    let mut opts = ImportOptions::profile(a.profile);
+    if let Some(v) = a.cid_version {
+        opts = opts.with_cid_version(v);
+    }
+    if let Some(raw) = a.raw_leaves {
+        opts.raw_leaves = raw;
+    }
+    if let Some(chunker) = a.chunker {
+        opts.chunker = chunker;
+    }
+    if a.trickle {
+        opts.layout = Layout::Trickle;
+    }
+    opts
+}
+
+/// Bytes of regular files under the inputs (for the progress bar), without reading them.
+fn input_size(a: &AddArgs, cwd: &Path) -> u64 {
+    fn walk(path: &std::path::Path, total: &mut u64) {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(path) {
+                for entry in entries.flatten() {
+                    walk(&entry.path(), total);
+                }
+            }
+        } else if meta.is_file() {
+            *total += meta.len();
+        }
+    }
+    let mut total = 0;
+    for p in &a.paths {
+        walk(&cwd.join(p), &mut total);
+    }
+    total
+}
+
+/// Fail, naming the path, unless every input exists and directories come with `-r`.
+pub(super) fn check_inputs(a: &AddArgs, cwd: &Path) -> Result<()> {
+    for path in &a.paths {
+        match std::fs::metadata(cwd.join(path)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bail!(FsImportError::NotFound(path.clone()))
+            }
+            Err(e) => bail!(FsImportError::Io {
+                path: path.clone(),
+                source: e
+            }),
+            Ok(meta) if meta.is_dir() && !a.recursive => {
+                bail!(FsImportError::IsDirectory(path.clone()))
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn run(ctx: &mut Ctx<'_>, a: &AddArgs) -> Result<()> {
+    check_inputs(a, &ctx.cwd)?;
+    let opts = AddOptions {
+        import: import_options(a),
+        recursive: a.recursive,
+        hidden: a.hidden,
+    };
+    let repo = ctx.repo;
+    let show_progress = a
+        .progress
+        .unwrap_or_else(|| ctx.interactive && input_size(a, &ctx.cwd) > PROGRESS_THRESHOLD);
+    let bar = if show_progress {
+        let bar = ProgressBar::new(input_size(a, &ctx.cwd));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bytes}/{total_bytes} [{wide_bar}] {bytes_per_sec} {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let out = &mut *ctx.out;
+    let mut sink = StoreSink::new(repo.blocks());
+    let mut roots = Vec::new();
+    let mut print_error = None;
+    for path in &a.paths {
+        let done_before = bar.position();
+        let root = add_path(
+            &ctx.cwd.join(path),
+            &opts,
+            &mut sink,
+            &mut |entry| {
+                if a.quieter || print_error.is_some() {
+                    return;
+                }
+                let printed = if a.quiet {
+                    line(out, format_args!("{}", entry.cid))
+                } else {
+                    line(out, format_args!("added {} {}", entry.cid, entry.name))
+                };
+                if let Err(e) = printed {
+                    print_error = Some(e);
+                }
+            },
+            &mut |n| bar.set_position(done_before + n),
+        )?;
+        roots.push(root);
+    }
+    bar.finish_and_clear();
+    if let Some(e) = print_error {
+        return Err(e);
+    }
+    repo.blocks().flush()?;
+    if a.pin {
+        for root in &roots {
+            repo.pins().add(&root.cid, PinMode::Recursive)?;
+        }
+        repo.pins().flush()?;
+    }
+    if a.quieter {
+        if let Some(last) = roots.last() {
+            ctx.line(format_args!("{}", last.cid))?;
+        }
+    }
+    Ok(())
+}
