@@ -10,7 +10,7 @@
 //! Backends: [`sled::SledStore`] (a tree in the repo's sled database), [`flatfs::FlatFsStore`]
 //! (Kubo's `blocks/` folder layout) and [`memory::MemoryStore`] (tests). [`pins`] keeps local
 //! pins and [`gc`] collects unpinned blocks and verifies the store; [`walk`] is the DAG walk
-//! both share.
+//! both share; [`StoreSink`] and [`StoreSource`] plug a store into the importer and exporter.
 
 mod adapt;
 pub mod flatfs;
@@ -22,6 +22,8 @@ pub mod walk;
 
 pub use adapt::{StoreSink, StoreSource};
 
+#[cfg(test)]
+mod bench;
 #[cfg(test)]
 mod tests;
 

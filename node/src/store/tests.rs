@@ -42,13 +42,11 @@ fn sled() -> Fixture {
         .cache_capacity(8 << 20)
         .open()
         .unwrap();
-    let store = SledStore::new(&db).unwrap();
-    let tree = store.tree().clone();
+    let store = Arc::new(SledStore::new(&db).unwrap());
+    let raw = Arc::clone(&store);
     Fixture {
-        store: Arc::new(store),
-        corrupt: Box::new(move |mh, data| {
-            tree.insert(mh.to_bytes(), data).unwrap();
-        }),
+        store,
+        corrupt: Box::new(move |mh, data| raw.overwrite(mh, data).unwrap()),
         _dir: Some(dir),
     }
 }
