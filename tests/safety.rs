@@ -173,34 +173,37 @@ fn walk_size(dir: &std::path::Path) -> u64 {
 
 #[test]
 fn corrupt_block_is_reported_removed_and_healed_by_re_adding() {
-    let node = Node::with_backend("flatfs");
-    let data = gen_bytes(3, 1_000_000);
-    let path = node.write("f", &data);
-    let root = node.add(&path, &["--raw-leaves"]);
-    // Flip a byte in one leaf file on disk, behind the store's back.
-    let mut files = Vec::new();
-    collect_data_files(&node.repo().join("blocks"), &mut files);
-    let victim = files
-        .iter()
-        .find(|f| std::fs::metadata(f).unwrap().len() == 262_144)
-        .unwrap();
-    let mut bytes = std::fs::read(victim).unwrap();
-    bytes[100] ^= 0xff;
-    std::fs::write(victim, &bytes).unwrap();
+    // The sled backend keeps large blocks as files under blobs/, flatfs under blocks/.
+    for (backend, folder) in [("flatfs", "blocks"), ("sled", "blobs")] {
+        let node = Node::with_backend(backend);
+        let data = gen_bytes(3, 1_000_000);
+        let path = node.write("f", &data);
+        let root = node.add(&path, &["--raw-leaves"]);
+        // Flip a byte in one leaf file on disk, behind the store's back.
+        let mut files = Vec::new();
+        collect_data_files(&node.repo().join(folder), &mut files);
+        let victim = files
+            .iter()
+            .find(|f| std::fs::metadata(f).unwrap().len() == 262_144)
+            .unwrap();
+        let mut bytes = std::fs::read(victim).unwrap();
+        bytes[100] ^= 0xff;
+        std::fs::write(victim, &bytes).unwrap();
 
-    let run = node.run(&["cat", &root]).fails();
-    assert!(run.stderr.contains("corrupt"), "{run:?}");
-    assert!(
-        run.raw_stdout.len() < data.len(),
-        "corrupt data must not be emitted in full"
-    );
-    assert!(!victim.exists(), "corrupt block removed");
-    let verify = node.run(&["repo", "verify"]);
-    assert_eq!(verify.code, 1, "pin is now incomplete: {verify:?}");
-    assert!(verify.stdout.contains("missing 1 block"), "{verify:?}");
-    assert_eq!(node.add(&path, &["--raw-leaves"]), root);
-    assert_eq!(node.cat(&root), data);
-    node.run(&["repo", "verify"]).ok();
+        let run = node.run(&["cat", &root]).fails();
+        assert!(run.stderr.contains("corrupt"), "{backend}: {run:?}");
+        assert!(
+            run.raw_stdout.len() < data.len(),
+            "corrupt data must not be emitted in full"
+        );
+        assert!(!victim.exists(), "{backend}: corrupt block removed");
+        let verify = node.run(&["repo", "verify"]);
+        assert_eq!(verify.code, 1, "pin is now incomplete: {verify:?}");
+        assert!(verify.stdout.contains("missing 1 block"), "{verify:?}");
+        assert_eq!(node.add(&path, &["--raw-leaves"]), root);
+        assert_eq!(node.cat(&root), data);
+        node.run(&["repo", "verify"]).ok();
+    }
 }
 
 fn collect_data_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {

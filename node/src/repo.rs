@@ -5,7 +5,8 @@
 //! - `config.toml`: [`Config`]; `[store] backend` is chosen at init and never changed by opening.
 //! - `repo.lock`: held with an exclusive `flock` while a [`Repo`] is open, and holding the PID of
 //!   the process that has it. The kernel drops the lock when the holder exits, however it dies.
-//! - `datastore/`: the sled database with the pins tree and, with the sled backend, the blocks.
+//! - `datastore/`: the sled database with the pins tree and, with the sled backend, the small
+//!   blocks; `blobs/`: the sled backend's large blocks, in flatfs layout (see `store::tiered`).
 //! - `blocks/`: Kubo-layout flatfs, with the flatfs backend.
 //!
 //! The lock is taken before anything else is read or created, so two processes never both
@@ -26,12 +27,15 @@ use crate::store::flatfs::FlatFsStore;
 use crate::store::gc::{self, GcError, GcReport, VerifyReport};
 use crate::store::pins::{PinError, Pins};
 use crate::store::sled::SledStore;
+use crate::store::tiered::TieredStore;
 use crate::store::{Blockstore, StoreError};
 
 const CONFIG_FILE: &str = "config.toml";
 const LOCK_FILE: &str = "repo.lock";
 const DATASTORE_DIR: &str = "datastore";
 const BLOCKS_DIR: &str = "blocks";
+/// Large blocks of the sled backend (see [`TieredStore`]).
+const BLOBS_DIR: &str = "blobs";
 
 /// Which backend holds a repo's blocks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,7 +257,10 @@ impl Repo {
                 source,
             })?;
         let blocks: Arc<dyn Blockstore> = match config.store.backend {
-            BlockstoreKind::Sled => Arc::new(SledStore::new(&db)?),
+            BlockstoreKind::Sled => Arc::new(TieredStore::new(
+                SledStore::new(&db)?,
+                FlatFsStore::open(&path.join(BLOBS_DIR))?,
+            )),
             BlockstoreKind::Flatfs => Arc::new(FlatFsStore::open(&path.join(BLOCKS_DIR))?),
         };
         let pins = Pins::new(&db)?;

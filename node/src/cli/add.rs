@@ -11,11 +11,13 @@ use super::args::AddArgs;
 use super::output::{Ctx, line};
 use crate::content::importer::{ImportOptions, Layout};
 use crate::fsimport::{AddOptions, FsImportError, add_path};
-use crate::store::StoreSink;
+use crate::store::PipelinedSink;
 use crate::store::pins::PinMode;
 
 /// Inputs at least this large get a progress bar when stderr is a terminal.
 const PROGRESS_THRESHOLD: u64 = 1_000_000;
+/// Threads writing blocks to the store while the importer hashes the next ones.
+const STORE_WRITERS: usize = 4;
 
 fn import_options(a: &AddArgs) -> ImportOptions {
     let mut opts = ImportOptions::profile(a.profile);
@@ -101,32 +103,47 @@ pub(super) fn run(ctx: &mut Ctx<'_>, a: &AddArgs) -> Result<()> {
         ProgressBar::hidden()
     };
     let out = &mut *ctx.out;
-    let mut sink = StoreSink::new(repo.blocks());
-    let mut roots = Vec::new();
     let mut print_error = None;
-    for path in &a.paths {
-        let done_before = bar.position();
-        let root = add_path(
-            &ctx.cwd.join(path),
-            &opts,
-            &mut sink,
-            &mut |entry| {
-                if a.quieter || print_error.is_some() {
-                    return;
+    let roots = std::thread::scope(|scope| -> Result<Vec<_>> {
+        let mut sink = PipelinedSink::new(scope, repo.blocks(), STORE_WRITERS);
+        let mut roots = Vec::new();
+        let mut add_error = None;
+        for path in &a.paths {
+            let done_before = bar.position();
+            let added = add_path(
+                &ctx.cwd.join(path),
+                &opts,
+                &mut sink,
+                &mut |entry| {
+                    if a.quieter || print_error.is_some() {
+                        return;
+                    }
+                    let printed = if a.quiet {
+                        line(out, format_args!("{}", entry.cid))
+                    } else {
+                        line(out, format_args!("added {} {}", entry.cid, entry.name))
+                    };
+                    if let Err(e) = printed {
+                        print_error = Some(e);
+                    }
+                },
+                &mut |n| bar.set_position(done_before + n),
+            );
+            match added {
+                Ok(root) => roots.push(root),
+                Err(e) => {
+                    add_error = Some(e);
+                    break;
                 }
-                let printed = if a.quiet {
-                    line(out, format_args!("{}", entry.cid))
-                } else {
-                    line(out, format_args!("added {} {}", entry.cid, entry.name))
-                };
-                if let Err(e) = printed {
-                    print_error = Some(e);
-                }
-            },
-            &mut |n| bar.set_position(done_before + n),
-        )?;
-        roots.push(root);
-    }
+            }
+        }
+        // A store error explains an import error that follows from it, so it comes first.
+        sink.finish()?;
+        match add_error {
+            Some(e) => Err(e.into()),
+            None => Ok(roots),
+        }
+    })?;
     bar.finish_and_clear();
     if let Some(e) = print_error {
         return Err(e);

@@ -3,7 +3,7 @@
 
 use cid::Cid;
 
-use super::Blockstore;
+use super::{Blockstore, StoreError};
 use crate::content::exporter::{BlockSource, SourceError};
 use crate::content::importer::{BlockSink, SinkError};
 
@@ -38,5 +38,81 @@ impl<'a> StoreSource<'a> {
 impl BlockSource for StoreSource<'_> {
     fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, SourceError> {
         Ok(self.store.get(cid)?)
+    }
+}
+
+/// Importer output stored by background threads, so storing overlaps reading and hashing.
+///
+/// `put` hands a copy of the block to one of the writer threads through a bounded queue (a few
+/// blocks deep, so memory stays bounded). [`PipelinedSink::finish`] waits for every write and
+/// returns the first error; a write error also makes later `put`s fail fast.
+pub struct PipelinedSink<'scope> {
+    tx: Option<crossbeam_channel::Sender<(Cid, Vec<u8>)>>,
+    workers: Vec<std::thread::ScopedJoinHandle<'scope, Result<(), StoreError>>>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Blocks queued per writer thread.
+const QUEUE_PER_WRITER: usize = 4;
+
+impl<'scope> PipelinedSink<'scope> {
+    pub fn new<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        store: &'env dyn Blockstore,
+        writers: usize,
+    ) -> Self {
+        let writers = writers.max(1);
+        let (tx, rx) = crossbeam_channel::bounded::<(Cid, Vec<u8>)>(writers * QUEUE_PER_WRITER);
+        let failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers = (0..writers)
+            .map(|_| {
+                let rx = rx.clone();
+                let failed = failed.clone();
+                scope.spawn(move || {
+                    for (cid, data) in rx.iter() {
+                        if let Err(e) = store.put(&cid, &data) {
+                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            return Err(e);
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        Self {
+            tx: Some(tx),
+            workers,
+            failed,
+        }
+    }
+
+    /// Wait for every queued block to be stored.
+    pub fn finish(mut self) -> Result<(), StoreError> {
+        self.tx = None;
+        let mut first = Ok(());
+        for worker in self.workers.drain(..) {
+            let result = worker.join().unwrap_or_else(|_| {
+                Err(StoreError::io(
+                    "write",
+                    std::path::Path::new("<writer>"),
+                    std::io::Error::other("writer thread panicked"),
+                ))
+            });
+            if first.is_ok() {
+                first = result;
+            }
+        }
+        first
+    }
+}
+
+impl BlockSink for PipelinedSink<'_> {
+    fn put(&mut self, cid: &Cid, data: &[u8]) -> Result<(), SinkError> {
+        let failed = || SinkError::from("a block write failed; see the error that follows");
+        if self.failed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(failed());
+        }
+        let tx = self.tx.as_ref().ok_or_else(failed)?;
+        tx.send((*cid, data.to_vec())).map_err(|_| failed())
     }
 }

@@ -5,10 +5,14 @@
 //! (sha2-256 keys start with `CIQ`); it lives at `<dir>/<shard>/<key>.data` where the shard is
 //! the two characters before the key's last one (`next-to-last/2`), recorded in `<dir>/SHARDING`.
 //!
-//! A put writes a temp file in the shard folder, syncs it and renames it into place, so a crash
+//! A put writes a temp file in the shard folder and renames it into place, so a killed process
 //! never leaves a partial block under a real name; temp files left by a crash are removed on
-//! open. Renames are made durable by [`RawBlocks::flush_raw`], which syncs the folders touched
-//! since the last flush. One process uses a store at a time (the repo lock sees to it).
+//! open. Durability against power loss comes at [`RawBlocks::flush_raw`], the barrier callers
+//! place before anything that depends on the blocks (a pin): one `syncfs` makes every file and
+//! rename since the last flush durable, in one journal commit instead of one per block (per-block
+//! fsync capped a 256 MiB add at about 60 MB/s here). A block renamed but not yet synced when
+//! power fails can only come back short or empty, which every read detects by its hash.
+//! One process uses a store at a time (the repo lock sees to it).
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -135,11 +139,11 @@ impl FlatFsStore {
             "{TEMP_PREFIX}{}-{n}{TEMP_SUFFIX}",
             std::process::id()
         ));
-        let written = match write_synced(&temp, data) {
+        let written = match write_new(&temp, data) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fs::create_dir_all(shard).map_err(|e| StoreError::io("create folder", shard, e))?;
                 self.dirty().insert(self.dir.clone());
-                write_synced(&temp, data)
+                write_new(&temp, data)
             }
             other => other,
         };
@@ -154,10 +158,14 @@ impl FlatFsStore {
     }
 }
 
-fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
+fn write_new(path: &Path, data: &[u8]) -> io::Result<()> {
     let mut file = File::create_new(path)?;
-    file.write_all(data)?;
-    file.sync_all()
+    file.write_all(data)
+}
+
+fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_new(path, data)?;
+    File::open(path)?.sync_all()
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -243,12 +251,16 @@ impl RawBlocks for FlatFsStore {
 
     fn flush_raw(&self) -> Result<(), StoreError> {
         let dirs: Vec<PathBuf> = self.dirty().drain().collect();
-        for (i, dir) in dirs.iter().enumerate() {
-            if let Err(e) = sync_dir(dir) {
-                // Keep what is not yet synced for the next flush.
-                self.dirty().extend(dirs[i..].iter().cloned());
-                return Err(e);
-            }
+        if dirs.is_empty() {
+            return Ok(());
+        }
+        // syncfs covers the files written and the folders renamed into since the last flush.
+        let synced =
+            File::open(&self.dir).and_then(|d| rustix::fs::syncfs(&d).map_err(io::Error::from));
+        if let Err(e) = synced {
+            // Keep what is not yet synced for the next flush.
+            self.dirty().extend(dirs);
+            return Err(StoreError::io("sync", &self.dir, e));
         }
         Ok(())
     }

@@ -18,9 +18,10 @@ pub mod gc;
 pub mod memory;
 pub mod pins;
 pub mod sled;
+pub mod tiered;
 pub mod walk;
 
-pub use adapt::{StoreSink, StoreSource};
+pub use adapt::{PipelinedSink, StoreSink, StoreSource};
 
 #[cfg(test)]
 mod bench;

@@ -12,6 +12,7 @@ use cid::Cid;
 use super::flatfs::FlatFsStore;
 use super::memory::MemoryStore;
 use super::sled::SledStore;
+use super::tiered::TieredStore;
 use super::{Blockstore, MAX_BLOCK_SIZE, Multihash, StoreError, StoreStat};
 use crate::content::cid::{CODEC_DAG_PB, CODEC_RAW, block_cid};
 
@@ -58,6 +59,31 @@ fn flatfs() -> Fixture {
     Fixture {
         store,
         corrupt: Box::new(move |mh, data| fs::write(raw.block_path(mh), data).unwrap()),
+        _dir: Some(dir),
+    }
+}
+
+fn tiered() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = ::sled::Config::new()
+        .path(dir.path().join("db"))
+        .cache_capacity(8 << 20)
+        .open()
+        .unwrap();
+    let small = SledStore::new(&db).unwrap();
+    let files = FlatFsStore::open(&dir.path().join("blobs")).unwrap();
+    let paths = FlatFsStore::open(&dir.path().join("blobs")).unwrap();
+    let store = Arc::new(TieredStore::new(small.clone(), files));
+    Fixture {
+        store,
+        corrupt: Box::new(move |mh, data| {
+            let path = paths.block_path(mh);
+            if path.exists() {
+                fs::write(path, data).unwrap();
+            } else {
+                small.overwrite(mh, data).unwrap();
+            }
+        }),
         _dir: Some(dir),
     }
 }
@@ -271,6 +297,7 @@ macro_rules! suite {
         mod memory { $( #[test] fn $test() { super::$test(super::memory()) } )* }
         mod sled { $( #[test] fn $test() { super::$test(super::sled()) } )* }
         mod flatfs { $( #[test] fn $test() { super::$test(super::flatfs()) } )* }
+        mod tiered { $( #[test] fn $test() { super::$test(super::tiered()) } )* }
     };
 }
 
