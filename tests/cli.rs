@@ -305,3 +305,33 @@ fn cid_format_converts() {
         "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
     );
 }
+
+/// A progress bar appears on a terminal for inputs over 1 MB, and never in pipes or scripts.
+#[test]
+fn progress_bar_only_on_a_terminal() {
+    let node = Node::new();
+    let big = node.write("big", &gen_bytes(8, 3_000_000));
+    let piped = node.run(&["add", &big]).ok();
+    assert!(
+        !piped.stderr.contains("MiB/"),
+        "no bar when stderr is a pipe: {piped:?}"
+    );
+    // util-linux `script` gives the command a pseudo-terminal.
+    let command = format!(
+        "{} --repo {} add {}",
+        kit::bin(),
+        node.repo().display(),
+        big
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("MiB/"),
+        "a progress bar on the terminal: {text}"
+    );
+    assert!(text.contains("added "), "{text}");
+}

@@ -141,3 +141,33 @@ fn buzhash_insert_in_middle_shares_most_blocks() {
         "fixed-size shares {fixed_shared}, buzhash {shared}"
     );
 }
+
+/// A byte range is served from the blocks covering it, not the whole file.
+#[test]
+fn ranges_fetch_only_the_blocks_that_cover_them() {
+    use distribute::content::exporter::{BlockSource, SourceError};
+    use std::cell::Cell;
+
+    struct Counting<'a>(&'a HashMap<Cid, Vec<u8>>, Cell<usize>);
+    impl BlockSource for Counting<'_> {
+        fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, SourceError> {
+            self.1.set(self.1.get() + 1);
+            Ok(self.0.get(cid).cloned())
+        }
+    }
+
+    let data: Vec<u8> = (0..50_000_000u32).map(|i| (i % 251) as u8).collect();
+    let mut blocks = HashMap::new();
+    let root = import_bytes(&data, &ImportOptions::default(), &mut blocks).unwrap();
+    assert!(
+        blocks.len() > 190,
+        "a two-level tree: {} blocks",
+        blocks.len()
+    );
+    let source = Counting(&blocks, Cell::new(0));
+    let mut out = Vec::new();
+    read_range(&source, &root.cid, 30_000_000, Some(10), &mut out).unwrap();
+    assert_eq!(out, &data[30_000_000..30_000_010]);
+    // Root, one inner node, one leaf.
+    assert_eq!(source.1.get(), 3, "blocks fetched for a 10-byte range");
+}
