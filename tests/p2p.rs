@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use kit::{Node, gen_bytes, wait_for};
 
-const START: Duration = Duration::from_secs(60);
+const START: Duration = Duration::from_secs(120);
 const FIND: Duration = Duration::from_secs(120);
 
 /// A node with its daemon running.
@@ -42,18 +42,25 @@ impl Daemon {
             .spawn()
             .unwrap();
         let info = node.repo().join("node.json");
-        let mut doc = serde_json::Value::Null;
-        wait_for("the daemon to write node.json", START, || {
-            let Ok(text) = std::fs::read_to_string(&info) else {
-                return false;
-            };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-                return false;
-            };
-            doc = v;
-            doc["addrs"].as_array().is_some_and(|a| !a.is_empty())
+        let deadline = std::time::Instant::now() + START;
+        let doc = loop {
+            let parsed = std::fs::read_to_string(&info)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+            if let Some(doc) = parsed
+                && doc["addrs"].as_array().is_some_and(|a| !a.is_empty())
                 && node.repo().join("api.sock").exists()
-        });
+            {
+                break doc;
+            }
+            let log = std::fs::read_to_string(node.dir.path().join("daemon.log"));
+            assert!(
+                std::time::Instant::now() < deadline,
+                "daemon did not write node.json in time; log:\n{}",
+                log.unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
         let peer_id = doc["peer_id"].as_str().unwrap().to_owned();
         let addrs = doc["addrs"]
             .as_array()
