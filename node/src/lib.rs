@@ -6,17 +6,21 @@
 //! - [`store`]: the [`store::Blockstore`] trait and its sled, flatfs and in-memory backends,
 //!   local pins and garbage collection.
 //! - [`car`]: CAR v1 reading and writing.
-//! - [`net`]: networking; so far the socket-free Bitswap codec, server ledger and client
-//!   session state machines.
 //! - [`repo`]: the on-disk repository (config, lock, store) that commands open.
-//! - [`net`]: peer-to-peer networking; today the socket-free Bitswap core.
+//! - [`net`]: peer-to-peer networking: the libp2p swarm, its event loop and client, identity,
+//!   and Bitswap (pure state machines plus the async service over libp2p streams).
+//! - [`daemon`]: `distribute node`: runs the network, announces content, serves the local
+//!   API socket the CLI forwards to, and metrics.
+//! - [`metrics`]: the Prometheus series, registered into one registry the daemon owns.
 //! - [`fsimport`]: adding files and folders from the local filesystem.
 //! - [`cli`]: the `distribute` command line.
 
 pub mod car;
 pub mod cli;
 pub mod content;
+pub mod daemon;
 pub mod fsimport;
+pub mod metrics;
 pub mod net;
 pub mod repo;
 pub mod store;

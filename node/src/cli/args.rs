@@ -67,6 +67,88 @@ pub enum Command {
     /// CID conversion.
     #[command(subcommand)]
     Cid(CidCommand),
+    /// Run the peer-to-peer node (daemon); other commands then go through it.
+    Node(NodeArgs),
+    /// Print this node's peer ID, addresses and agent (JSON).
+    Id,
+    /// List connected peers: peer ID, address, latency, agent.
+    Peers,
+    /// Connections to other peers.
+    #[command(subcommand)]
+    Swarm(SwarmCommand),
+    /// The distributed hash table.
+    #[command(subcommand)]
+    Dht(DhtCommand),
+    /// Find peers that provide a CID, through the DHT.
+    Findprovs(FindprovsArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProvideStrategy {
+    /// Every block in the store.
+    All,
+    /// The root of every recursive pin (what `add` pins).
+    Roots,
+    /// Every pin's root, recursive and direct.
+    Pinned,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    /// Listen addresses: `:PORT` (TCP and QUIC on all IPv4 interfaces), or multiaddrs,
+    /// comma-separated. `:0` picks free ports.
+    #[arg(long, default_value = ":4001")]
+    pub listen: String,
+    /// Peers to connect to at start (multiaddr, ideally ending in /p2p/<peer id>).
+    #[arg(long)]
+    pub bootstrap: Vec<String>,
+    /// Do not discover peers on the local network.
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Answer only outbound DHT queries (DHT client mode); server mode is the default.
+    #[arg(long)]
+    pub kad_client: bool,
+    /// Serve Prometheus metrics, /health and /ready on this address.
+    #[arg(long)]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Private network key (Kubo swarm.key format): TCP only, only peers with the key.
+    #[arg(long)]
+    pub network_key: Option<PathBuf>,
+    /// What to announce in the DHT.
+    #[arg(long, value_enum, default_value_t = ProvideStrategy::Roots)]
+    pub provide_strategy: ProvideStrategy,
+    /// Seconds between full re-announcements (provider records expire after 48 h).
+    #[arg(long, default_value_t = 12 * 3600)]
+    pub reprovide_interval: u64,
+    /// Seconds a read may wait for missing blocks from the network.
+    #[arg(long, default_value_t = 120)]
+    pub fetch_timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SwarmCommand {
+    /// Connect to a peer by multiaddr.
+    Connect {
+        #[arg(required = true)]
+        addr: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DhtCommand {
+    /// Print the routing table's buckets.
+    Inspect,
+}
+
+#[derive(Debug, Args)]
+pub struct FindprovsArgs {
+    pub cid: String,
+    /// Also print how long each provider took to find.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Stop after this many providers.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub num_providers: usize,
 }
 
 #[derive(Debug, Args)]

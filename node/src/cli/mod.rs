@@ -44,7 +44,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn format_chain(e: &anyhow::Error) -> String {
+/// An error and its causes on one line, without repeating a cause already quoted.
+pub(crate) fn format_chain(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
         let text = cause.to_string();
@@ -79,6 +80,7 @@ fn run(cli: Cli) -> Result<()> {
     let kind = match &cli.command {
         Command::Init(a) => return repo::init(global, a),
         Command::Cid(c) => return cidfmt::run(c, &mut stdout()),
+        Command::Node(a) => return crate::daemon::run(global, a),
         Command::Add(a) => a.blockstore.parse()?,
         _ => BlockstoreKind::Sled,
     };
@@ -86,7 +88,18 @@ fn run(cli: Cli) -> Result<()> {
         // Check every input before the repository is even created.
         add::check_inputs(a, &std::env::current_dir()?)?;
     }
-    let repo = open_repo_with(global, kind)?;
+    let repo = match open_repo_with(global, kind) {
+        Ok(repo) => repo,
+        Err(e) => return forward_if_daemon(global, e),
+    };
+    if let Command::Id = &cli.command {
+        let key = crate::net::identity::load_or_create(repo.path())?;
+        let text = crate::daemon::api::id_json(key.public().to_peer_id(), &[])?;
+        let mut out = stdout();
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+        return Ok(());
+    }
     tracing::debug!(repo = %repo.path().display(), "repository opened");
     let source = repo.source();
     let mut out = stdout();
@@ -102,6 +115,28 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+/// When the repository is locked by a running daemon that serves `api.sock`, run this
+/// process's command in the daemon instead; otherwise report `open_error`.
+fn forward_if_daemon(global: &GlobalArgs, open_error: anyhow::Error) -> Result<()> {
+    let locked = matches!(
+        open_error.downcast_ref::<crate::repo::RepoError>(),
+        Some(crate::repo::RepoError::Locked { .. })
+    );
+    let socket = output::repo_path(global)?.join(crate::daemon::ipc::SOCKET_FILE);
+    if !locked || !socket.exists() {
+        return Err(open_error);
+    }
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut out = stdout();
+    match crate::daemon::ipc::forward(&socket, argv, std::env::current_dir()?, &mut out) {
+        Ok(()) => Ok(()),
+        Err(crate::daemon::ipc::IpcError::Command(line)) => Err(anyhow::anyhow!(line)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Run one repository command in `ctx`.
 pub fn execute(ctx: &mut Ctx<'_>, command: Command) -> Result<()> {
     match command {
@@ -115,5 +150,15 @@ pub fn execute(ctx: &mut Ctx<'_>, command: Command) -> Result<()> {
         Command::Repo(c) => repo::run(ctx, c),
         Command::Cid(c) => cidfmt::run(&c, ctx.out),
         Command::Init(_) => anyhow::bail!("init does not run against an open repository"),
+        Command::Node(_) => {
+            anyhow::bail!("the node runs on its own, not against an open repository")
+        }
+        Command::Id
+        | Command::Peers
+        | Command::Swarm(_)
+        | Command::Dht(_)
+        | Command::Findprovs(_) => {
+            anyhow::bail!("this command needs the running node; start it with `distribute node`")
+        }
     }
 }

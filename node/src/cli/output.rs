@@ -43,7 +43,7 @@ impl Ctx<'_> {
 }
 
 /// The repository folder the user chose (flag, env, or `~/.distribute`).
-pub(super) fn repo_path(global: &GlobalArgs) -> Result<PathBuf> {
+pub(crate) fn repo_path(global: &GlobalArgs) -> Result<PathBuf> {
     match &global.repo {
         Some(p) => Ok(p.clone()),
         None => Ok(default_repo_path()

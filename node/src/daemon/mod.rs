@@ -1,0 +1,199 @@
+//! `distribute node`: the long-running daemon.
+//!
+//! [`run`] opens the repository (holding its lock for the daemon's life), loads the identity,
+//! builds the swarm and spawns its [`crate::net::EventLoop`], starts the Bitswap service
+//! over the repository's block store, connects to the bootstrap peers, announces content
+//! ([`provide`]), serves the local API on `<repo>/api.sock` ([`api`], [`ipc`]) and, when
+//! asked, metrics over HTTP ([`http`]). The addresses it listens on are logged and written
+//! to `<repo>/node.json`. SIGTERM or SIGINT shut it down and remove the socket.
+
+pub mod api;
+pub mod http;
+pub mod ipc;
+pub mod provide;
+pub mod source;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use prometheus_client::registry::Registry;
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::cli::args::{GlobalArgs, NodeArgs};
+use crate::metrics::Metrics;
+use crate::net::behaviour::SwarmOptions;
+use crate::net::bitswap::Bitswap;
+use crate::net::{config, identity};
+use crate::repo::{BlockstoreKind, Repo};
+
+/// File the daemon writes its peer ID and addresses to, inside the repository.
+pub const NODE_FILE: &str = "node.json";
+
+/// Run the daemon until SIGTERM/SIGINT.
+pub fn run(global: &GlobalArgs, args: &NodeArgs) -> Result<()> {
+    let path = crate::cli::output::repo_path(global)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(run_async(&path, args));
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    result
+}
+
+async fn run_async(path: &Path, args: &NodeArgs) -> Result<()> {
+    let repo = Arc::new(Repo::open_or_init(path, BlockstoreKind::Sled)?);
+    let key = identity::load_or_create(path)?;
+    let psk = args
+        .network_key
+        .as_deref()
+        .map(config::read_network_key)
+        .transpose()?;
+    let listen = config::listen_addrs(&args.listen, psk.is_some())?;
+    let opts = SwarmOptions {
+        mdns: !args.no_mdns,
+        kad_client: args.kad_client,
+        psk,
+        ..SwarmOptions::default()
+    };
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let (client, events, mut listen_rx, control, event_loop) =
+        crate::net::new(key, &opts, &listen, metrics.clone())?;
+    let peer = client.local_peer_id();
+    tracing::info!(%peer, repo = %path.display(), "node starting");
+    tokio::spawn(event_loop.run());
+    let bitswap = Bitswap::spawn(
+        client.clone(),
+        control,
+        events,
+        repo.blocks_arc(),
+        metrics.clone(),
+    );
+
+    let (ready_tx, ready_rx) = watch::channel(false);
+    if let Some(addr) = args.metrics {
+        let listener = http::bind(addr)
+            .await
+            .with_context(|| format!("binding the metrics address {addr}"))?;
+        tracing::info!(addr = %addr, "metrics listening");
+        tokio::spawn(http::serve(listener, Arc::new(registry), ready_rx));
+    }
+
+    let socket = path.join(ipc::SOCKET_FILE);
+    let _ = std::fs::remove_file(&socket); // stale from a killed daemon; we hold the lock
+    let listener = UnixListener::bind(&socket)
+        .with_context(|| format!("binding the API socket {}", socket.display()))?;
+    let (pins_changed, changed_rx) = mpsc::channel(16);
+    let (full_tx, full_rx) = mpsc::channel(4);
+    let state = Arc::new(api::ApiState {
+        repo: Arc::clone(&repo),
+        client: client.clone(),
+        bitswap,
+        fetch_timeout: Duration::from_secs(args.fetch_timeout),
+        pins_changed,
+    });
+    tokio::spawn(api::serve(listener, state));
+
+    // node.json follows the listen addresses; ready once there is one.
+    let node_file = path.join(NODE_FILE);
+    let socket_text = socket.display().to_string();
+    tokio::spawn(async move {
+        loop {
+            let addrs = listen_rx.borrow_and_update().clone();
+            if !addrs.is_empty() {
+                let _ = ready_tx.send(true);
+                let doc = serde_json::json!({
+                    "peer_id": peer.to_string(),
+                    "addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                    "api_socket": socket_text,
+                });
+                let tmp = node_file.with_extension("json.tmp");
+                let written = async {
+                    tokio::fs::write(&tmp, doc.to_string()).await?;
+                    tokio::fs::rename(&tmp, &node_file).await
+                };
+                if let Err(e) = written.await {
+                    tracing::warn!(error = %e, "writing node.json failed");
+                }
+            }
+            if listen_rx.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+
+    let announcer = provide::Announcer {
+        client: client.clone(),
+        repo: Arc::clone(&repo),
+        strategy: args.provide_strategy,
+        interval: Duration::from_secs(args.reprovide_interval.max(60)),
+    };
+    tokio::spawn(announcer.run(changed_rx, full_rx));
+    tokio::spawn(bootstrap(client.clone(), args.bootstrap.clone(), full_tx));
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(path.join(NODE_FILE));
+    let flush = tokio::task::spawn_blocking(move || repo.flush()).await;
+    if let Ok(Err(e)) = flush {
+        tracing::warn!(error = %e, "flushing the repository at shutdown failed");
+    }
+    Ok(())
+}
+
+/// Dial the bootstrap peers, then bootstrap the DHT and ask for a full announcement.
+async fn bootstrap(client: crate::net::Client, peers: Vec<String>, full: mpsc::Sender<()>) {
+    let mut connected = 0;
+    for text in &peers {
+        let addr: libp2p::Multiaddr = match text.parse() {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(addr = %text, error = %e, "bad bootstrap address");
+                continue;
+            }
+        };
+        // Retry a little: nodes of a cluster often start together.
+        for attempt in 0..5u64 {
+            match client.dial(addr.clone()).await {
+                Ok(peer) => {
+                    tracing::info!(%peer, addr = %text, "connected to bootstrap peer");
+                    connected += 1;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(addr = %text, error = %e, attempt, "bootstrap dial failed");
+                    tokio::time::sleep(Duration::from_secs(1 + attempt)).await;
+                }
+            }
+        }
+    }
+    if connected > 0 {
+        // Identify needs a moment to tell kad the peers' listen addresses.
+        for _ in 0..10 {
+            match client.bootstrap().await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "DHT bootstrap not ready yet");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        let _ = full.send(()).await;
+    }
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

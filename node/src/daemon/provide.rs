@@ -1,0 +1,111 @@
+//! Announcing content in the DHT. The announcer picks keys by [`ProvideStrategy`] (roots of
+//! recursive pins by default), announces them all at start and every reprovide interval
+//! (well under the 48 h provider record expiry), and only the new ones whenever it is told
+//! that pins may have changed. Announcements go out in bounded concurrent batches; keys are
+//! the blocks' multihash bytes, as IPFS peers look them up.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cid::Cid;
+use futures::future::join_all;
+use tokio::sync::mpsc;
+
+use crate::cli::args::ProvideStrategy;
+use crate::net::Client;
+use crate::repo::Repo;
+use crate::store::pins::PinMode;
+
+/// Announcements in flight at once.
+const BATCH: usize = 16;
+/// How long one announcement may take.
+const PROVIDE_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Announcer {
+    pub client: Client,
+    pub repo: Arc<Repo>,
+    pub strategy: ProvideStrategy,
+    pub interval: Duration,
+}
+
+impl Announcer {
+    /// Run until `changed` closes: full rounds on the interval (and on `full`), new keys on
+    /// `changed`.
+    pub async fn run(self, mut changed: mpsc::Receiver<()>, mut full: mpsc::Receiver<()>) {
+        let mut announced: HashSet<Cid> = HashSet::new();
+        let mut timer = tokio::time::interval(self.interval);
+        loop {
+            let everything = tokio::select! {
+                _ = timer.tick() => true,
+                Some(()) = full.recv() => true,
+                msg = changed.recv() => match msg {
+                    Some(()) => false,
+                    None => return,
+                },
+            };
+            let keys = match self.keys().await {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing what to announce failed");
+                    continue;
+                }
+            };
+            let todo: Vec<Cid> = keys
+                .into_iter()
+                .filter(|c| everything || !announced.contains(c))
+                .collect();
+            if todo.is_empty() {
+                continue;
+            }
+            tracing::info!(
+                count = todo.len(),
+                full = everything,
+                "announcing to the DHT"
+            );
+            for batch in todo.chunks(BATCH) {
+                let results = join_all(batch.iter().map(|cid| {
+                    let client = self.client.clone();
+                    async move {
+                        let key = cid.hash().to_bytes();
+                        tokio::time::timeout(PROVIDE_TIMEOUT, client.start_providing(key)).await
+                    }
+                }))
+                .await;
+                for (cid, result) in batch.iter().zip(results) {
+                    match result {
+                        Ok(Ok(())) => tracing::debug!(%cid, "announced"),
+                        Ok(Err(e)) => tracing::debug!(%cid, error = %e, "announcement incomplete"),
+                        Err(_) => tracing::debug!(%cid, "announcement timed out"),
+                    }
+                    // Recorded locally either way; the periodic round retries the DHT put.
+                    announced.insert(*cid);
+                }
+            }
+        }
+    }
+
+    async fn keys(&self) -> anyhow::Result<Vec<Cid>> {
+        let repo = Arc::clone(&self.repo);
+        let strategy = self.strategy;
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Cid>> {
+            let pins = repo.pins().list()?;
+            Ok(match strategy {
+                ProvideStrategy::Roots => pins
+                    .into_iter()
+                    .filter(|(_, m)| *m == PinMode::Recursive)
+                    .map(|(c, _)| c)
+                    .collect(),
+                ProvideStrategy::Pinned => pins.into_iter().map(|(c, _)| c).collect(),
+                ProvideStrategy::All => {
+                    let mut out = Vec::new();
+                    for mh in repo.blocks().keys()? {
+                        out.push(Cid::new_v1(0x55, mh?));
+                    }
+                    out
+                }
+            })
+        })
+        .await?
+    }
+}

@@ -1,0 +1,211 @@
+//! Fetching a DAG over Bitswap: [`Bitswap::fetch_dag`] runs one [`Session`] in the caller's
+//! task. Peers are the connected peers, peers that connect meanwhile, and DHT providers the
+//! session asks for. Every delivered block is stored with `put_verified` (in
+//! `spawn_blocking`), its links are decoded and the missing children wanted in turn, until
+//! the whole DAG under the root is local or a CID fails.
+
+use std::time::{Duration, Instant};
+
+use cid::Cid;
+use libp2p::PeerId;
+use tokio::sync::{mpsc, oneshot};
+
+use super::message::{Message, ProtocolVersion, WantlistEntry};
+use super::service::{Bitswap, Input, SESSION_QUEUE, SessionInput};
+use super::session::{Action, FailReason, Session, SessionConfig};
+use crate::content::links::links;
+
+/// Why a fetch did not complete.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    #[error("block {cid} could not be fetched: {reason:?}; no peer delivered it")]
+    Failed { cid: Cid, reason: FailReason },
+    #[error(
+        "fetching {root} timed out after {secs} s with {pending} blocks still missing; check `distribute peers` and `distribute findprovs {root}`"
+    )]
+    Timeout {
+        root: Cid,
+        secs: u64,
+        pending: usize,
+    },
+    #[error("storing block {cid}: {reason}")]
+    Store { cid: Cid, reason: String },
+    #[error("the bitswap service has stopped")]
+    Stopped,
+}
+
+/// What a finished fetch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchStats {
+    pub blocks: u64,
+    pub bytes: u64,
+}
+
+/// Unregisters the session from the actor however the fetch ends.
+struct Registration {
+    id: u64,
+    tx: mpsc::Sender<Input>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let _ = self.tx.try_send(Input::Unregister { id: self.id });
+    }
+}
+
+impl Bitswap {
+    /// Fetch `root` and every block below it that the store lacks; returns when all are
+    /// stored, or fails after `timeout`.
+    pub async fn fetch_dag(&self, root: Cid, timeout: Duration) -> Result<FetchStats, FetchError> {
+        let inner = &self.inner;
+        let id = self.next_session_id();
+        let (session_tx, mut rx) = mpsc::channel(SESSION_QUEUE);
+        let (reply, connected) = oneshot::channel();
+        inner
+            .tx
+            .send(Input::Register {
+                id,
+                tx: session_tx.clone(),
+                reply,
+            })
+            .await
+            .map_err(|_| FetchError::Stopped)?;
+        let _registration = Registration {
+            id,
+            tx: inner.tx.clone(),
+        };
+        let connected = connected.await.map_err(|_| FetchError::Stopped)?;
+        let me = inner.client.local_peer_id();
+        let mut session: Session<PeerId> = Session::new(SessionConfig::default());
+        let start = Instant::now();
+        let deadline = tokio::time::Instant::now() + timeout;
+        for peer in connected {
+            session.add_peer(peer, ProtocolVersion::V1_2_0, start);
+        }
+        let _ = session.want(root, start);
+        inner.metrics.wantlist_size.inc();
+        let mut stats = FetchStats::default();
+        let result = loop {
+            let mut delivered = Vec::new();
+            let mut failed = None;
+            for action in session.drain_actions() {
+                match action {
+                    Action::SendWants { peer, entries } => {
+                        self.send(peer, entries).await;
+                    }
+                    Action::SendCancels { peer, cids } => {
+                        self.send(peer, cids.into_iter().map(WantlistEntry::cancel).collect())
+                            .await;
+                    }
+                    Action::Deliver { cid, data } => delivered.push((cid, data)),
+                    Action::Failed { cid, reason } => {
+                        failed = Some(FetchError::Failed { cid, reason })
+                    }
+                    Action::FindProviders { cid } => {
+                        self.spawn_provider_lookup(cid, me, session_tx.clone());
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                break Err(e);
+            }
+            if !delivered.is_empty() {
+                inner.metrics.wantlist_size.dec_by(delivered.len() as i64);
+                inner.metrics.blocks_received.inc_by(delivered.len() as u64);
+                stats.blocks += delivered.len() as u64;
+                stats.bytes += delivered.iter().map(|(_, d)| d.len() as u64).sum::<u64>();
+                let children = match self.store_and_expand(delivered).await {
+                    Ok(c) => c,
+                    Err(e) => break Err(e),
+                };
+                let now = Instant::now();
+                for child in children {
+                    if session.want(child, now).is_ok() {
+                        inner.metrics.wantlist_size.inc();
+                    }
+                }
+                continue; // send the new wants before waiting
+            }
+            if session.pending() == 0 {
+                break Ok(stats);
+            }
+            let tick_at = session
+                .next_deadline()
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1));
+            tokio::select! {
+                input = rx.recv() => {
+                    let now = Instant::now();
+                    match input {
+                        Some(SessionInput::Message(peer, message)) => session.on_message(&peer, &message, now),
+                        Some(SessionInput::PeerConnected(peer) | SessionInput::Provider(peer)) if peer != me => {
+                            session.add_peer(peer, ProtocolVersion::V1_2_0, now);
+                        }
+                        Some(SessionInput::PeerGone(peer)) => session.remove_peer(&peer, now),
+                        Some(_) => {}
+                        None => break Err(FetchError::Stopped),
+                    }
+                }
+                () = tokio::time::sleep_until(tick_at) => session.tick(Instant::now()),
+                () = tokio::time::sleep_until(deadline) => {
+                    break Err(FetchError::Timeout { root, secs: timeout.as_secs(), pending: session.pending() });
+                }
+            }
+        };
+        inner.metrics.wantlist_size.dec_by(session.pending() as i64);
+        result
+    }
+
+    async fn send(&self, peer: PeerId, wantlist: Vec<WantlistEntry>) {
+        let message = Message {
+            wantlist,
+            ..Message::default()
+        };
+        let _ = self.inner.tx.send(Input::Send { peer, message }).await;
+    }
+
+    fn spawn_provider_lookup(&self, cid: Cid, me: PeerId, tx: mpsc::Sender<SessionInput>) {
+        let client = self.inner.client.clone();
+        tokio::spawn(async move {
+            let Ok(mut found) = client.find_providers(cid.hash().to_bytes()).await else {
+                return;
+            };
+            while let Some(peer) = found.recv().await {
+                if peer != me && tx.send(SessionInput::Provider(peer)).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Store verified blocks and return the children not yet in the store.
+    async fn store_and_expand(&self, blocks: Vec<(Cid, Vec<u8>)>) -> Result<Vec<Cid>, FetchError> {
+        let store = std::sync::Arc::clone(&self.inner.store);
+        let joined = tokio::task::spawn_blocking(move || -> Result<Vec<Cid>, (Cid, String)> {
+            let mut children = Vec::new();
+            for (cid, data) in &blocks {
+                store
+                    .put_verified(cid, data)
+                    .map_err(|e| (*cid, e.to_string()))?;
+                // A block whose links we cannot read is still a block; it just has no children
+                // we know how to fetch.
+                for child in links(cid, data).unwrap_or_default() {
+                    if !store.has(&child).unwrap_or(false) {
+                        children.push(child);
+                    }
+                }
+            }
+            Ok(children)
+        })
+        .await;
+        match joined {
+            Ok(Ok(children)) => Ok(children),
+            Ok(Err((cid, reason))) => Err(FetchError::Store { cid, reason }),
+            Err(e) => Err(FetchError::Store {
+                cid: Cid::default(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}

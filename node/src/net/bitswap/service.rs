@@ -1,0 +1,347 @@
+//! The async Bitswap service: runs the pure [`Server`] and [`super::Session`]s over
+//! `libp2p-stream` streams, outside the swarm's event loop.
+//!
+//! One actor task owns the [`Server`] ledger, a writer per peer and the registry of running
+//! fetches. Inbound streams for `/ipfs/bitswap/1.2.0`, `1.1.0` and `1.0.0` each get a reader
+//! task ([`super::streams::FrameReader`]) that hands decoded messages to the actor through a
+//! bounded channel, so a fast peer backs up into its own stream. Wantlists go to the
+//! server; store lookups for a turn run in `spawn_blocking` and come back as an input; the
+//! response goes to the peer's writer. Blocks and presences are forwarded to every running
+//! fetch ([`super::fetch`]). Peer connects and disconnects arrive as [`NetEvent`]s.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cid::Cid;
+use futures::StreamExt;
+use libp2p::{PeerId, StreamProtocol};
+use tokio::sync::{mpsc, oneshot};
+
+use super::ledger::{Lookup, Server, ServerConfig, Work};
+use super::message::{Message, ProtocolVersion};
+use super::streams::{FrameReader, Outgoing, writer};
+use crate::metrics::Metrics;
+use crate::net::{Client, NetEvent};
+use crate::store::Blockstore;
+
+/// Inputs queued towards the actor.
+const INPUT_QUEUE: usize = 1024;
+/// Messages queued per peer writer; past this, messages to that peer are dropped.
+const WRITER_QUEUE: usize = 256;
+/// Messages queued per fetch.
+pub(super) const SESSION_QUEUE: usize = 1024;
+
+/// What a running fetch is told.
+#[derive(Debug, Clone)]
+pub(super) enum SessionInput {
+    Message(PeerId, Arc<Message>),
+    PeerConnected(PeerId),
+    PeerGone(PeerId),
+    Provider(PeerId),
+}
+
+pub(super) enum Input {
+    Inbound {
+        peer: PeerId,
+        version: ProtocolVersion,
+        message: Message,
+    },
+    Net(NetEvent),
+    Send {
+        peer: PeerId,
+        message: Message,
+    },
+    Register {
+        id: u64,
+        tx: mpsc::Sender<SessionInput>,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    Unregister {
+        id: u64,
+    },
+    Served {
+        work: Work<PeerId>,
+        lookups: Vec<Lookup>,
+        data: HashMap<Cid, Vec<u8>>,
+    },
+}
+
+/// Cloneable handle to the Bitswap service: [`Bitswap::fetch_dag`] and the like.
+#[derive(Clone)]
+pub struct Bitswap {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub(super) tx: mpsc::Sender<Input>,
+    pub(super) client: Client,
+    pub(super) store: Arc<dyn Blockstore>,
+    pub(super) metrics: Metrics,
+    pub(super) next_session: AtomicU64,
+}
+
+impl Bitswap {
+    /// Start the service: accept inbound bitswap streams and run the actor. Must be called
+    /// inside a tokio runtime.
+    pub fn spawn(
+        client: Client,
+        mut control: libp2p_stream::Control,
+        mut net_events: mpsc::Receiver<NetEvent>,
+        store: Arc<dyn Blockstore>,
+        metrics: Metrics,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+        for version in ProtocolVersion::ALL {
+            let protocol = StreamProtocol::new(version.protocol_id());
+            match control.accept(protocol) {
+                Ok(incoming) => {
+                    tokio::spawn(accept_loop(incoming, version, tx.clone()));
+                }
+                Err(e) => {
+                    tracing::error!(protocol = version.protocol_id(), error = %e, "cannot accept bitswap streams")
+                }
+            }
+        }
+        let events_tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(event) = net_events.recv().await {
+                if events_tx.send(Input::Net(event)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let actor = Actor {
+            server: Server::new(ServerConfig::default()),
+            control,
+            writers: HashMap::new(),
+            versions: HashMap::new(),
+            sessions: HashMap::new(),
+            connected: HashSet::new(),
+            store: Arc::clone(&store),
+            tx: tx.clone(),
+            serving: false,
+            metrics: metrics.clone(),
+        };
+        tokio::spawn(actor.run(rx));
+        Self {
+            inner: Arc::new(Inner {
+                tx,
+                client,
+                store,
+                metrics,
+                next_session: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    pub(super) fn next_session_id(&self) -> u64 {
+        self.inner.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+async fn accept_loop(
+    mut incoming: libp2p_stream::IncomingStreams,
+    version: ProtocolVersion,
+    tx: mpsc::Sender<Input>,
+) {
+    while let Some((peer, stream)) = incoming.next().await {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut reader = FrameReader::new(stream);
+            loop {
+                match reader.next().await {
+                    Ok(Some(message)) => {
+                        let input = Input::Inbound {
+                            peer,
+                            version,
+                            message,
+                        };
+                        if tx.send(input).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "closing an inbound bitswap stream");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+struct Actor {
+    server: Server<PeerId>,
+    control: libp2p_stream::Control,
+    writers: HashMap<PeerId, mpsc::Sender<Outgoing>>,
+    /// The version each peer last used towards us.
+    versions: HashMap<PeerId, ProtocolVersion>,
+    sessions: HashMap<u64, mpsc::Sender<SessionInput>>,
+    connected: HashSet<PeerId>,
+    store: Arc<dyn Blockstore>,
+    tx: mpsc::Sender<Input>,
+    /// A turn's store lookups are running.
+    serving: bool,
+    metrics: Metrics,
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::Receiver<Input>) {
+        while let Some(input) = rx.recv().await {
+            self.handle(input);
+            self.serve();
+        }
+    }
+
+    fn handle(&mut self, input: Input) {
+        match input {
+            Input::Inbound {
+                peer,
+                version,
+                message,
+            } => {
+                self.versions.insert(peer, version);
+                if !message.wantlist.is_empty() || message.full {
+                    self.server.receive(&peer, version, &message);
+                }
+                if !message.blocks.is_empty() || !message.presences.is_empty() {
+                    let message = Arc::new(message);
+                    self.broadcast(|| SessionInput::Message(peer, Arc::clone(&message)));
+                }
+            }
+            Input::Net(NetEvent::PeerConnected(peer)) => {
+                self.connected.insert(peer);
+                self.broadcast(|| SessionInput::PeerConnected(peer));
+            }
+            Input::Net(NetEvent::PeerDisconnected(peer)) => {
+                self.connected.remove(&peer);
+                self.server.peer_disconnected(&peer);
+                self.writers.remove(&peer);
+                self.versions.remove(&peer);
+                self.broadcast(|| SessionInput::PeerGone(peer));
+            }
+            Input::Send { peer, message } => self.send(peer, message),
+            Input::Register { id, tx, reply } => {
+                self.sessions.insert(id, tx);
+                let _ = reply.send(self.connected.iter().copied().collect());
+            }
+            Input::Unregister { id } => {
+                self.sessions.remove(&id);
+            }
+            Input::Served {
+                work,
+                lookups,
+                mut data,
+            } => {
+                self.serving = false;
+                let plan = self.server.plan(work, &lookups);
+                let blocks = plan.reads().map(|c| (*c, data.remove(c))).collect();
+                if let Some(response) = self.server.build_response(plan, blocks) {
+                    self.metrics
+                        .blocks_sent
+                        .inc_by(response.message.blocks.len() as u64);
+                    self.send(response.peer, response.message);
+                }
+            }
+        }
+    }
+
+    fn broadcast(&mut self, mut make: impl FnMut() -> SessionInput) {
+        self.sessions.retain(|id, tx| match tx.try_send(make()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(
+                    session = id,
+                    "fetch is behind; a bitswap message was dropped"
+                );
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+    }
+
+    fn send(&mut self, peer: PeerId, message: Message) {
+        let version = self
+            .versions
+            .get(&peer)
+            .copied()
+            .unwrap_or(ProtocolVersion::V1_2_0);
+        let tx = self.writers.entry(peer).or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+            tokio::spawn(writer(peer, self.control.clone(), rx));
+            tx
+        });
+        match tx.try_send((version, message)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(%peer, "bitswap writer queue full; message dropped");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.writers.remove(&peer);
+            }
+        }
+    }
+
+    /// Start the next turn's store lookups if none are running.
+    fn serve(&mut self) {
+        if self.serving {
+            return;
+        }
+        let Some(work) = self.server.next_work() else {
+            return;
+        };
+        self.serving = true;
+        let store = Arc::clone(&self.store);
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let wants = work.wants.clone();
+            let looked_up =
+                tokio::task::spawn_blocking(move || lookup(store.as_ref(), &wants)).await;
+            let (lookups, data) = looked_up.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "bitswap store lookup task failed");
+                (Vec::new(), HashMap::new())
+            });
+            let _ = tx
+                .send(Input::Served {
+                    work,
+                    lookups,
+                    data,
+                })
+                .await;
+        });
+    }
+}
+
+/// Answer a turn's wants from the store: sizes for want-haves, data for want-blocks.
+fn lookup(
+    store: &dyn Blockstore,
+    wants: &[super::ledger::Want],
+) -> (Vec<Lookup>, HashMap<Cid, Vec<u8>>) {
+    let mut lookups = Vec::with_capacity(wants.len());
+    let mut data = HashMap::new();
+    for want in wants {
+        let found = match want.want_type {
+            super::message::WantType::Block => match store.get(&want.cid) {
+                Ok(Some(bytes)) => {
+                    let size = bytes.len();
+                    data.insert(want.cid, bytes);
+                    Some(size)
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(cid = %want.cid, error = %e, "block unreadable; answering DONT_HAVE");
+                    None
+                }
+            },
+            super::message::WantType::Have => store
+                .block_size(&want.cid)
+                .ok()
+                .flatten()
+                .and_then(|s| usize::try_from(s).ok()),
+        };
+        lookups.push(found.map_or(Lookup::Missing, |size| Lookup::Present { size }));
+    }
+    (lookups, data)
+}

@@ -1,0 +1,144 @@
+//! Bitswap over `libp2p-stream` streams: reading length-prefixed messages from inbound
+//! streams (bounded by [`MAX_MESSAGE_SIZE`]) and a writer task per peer that opens an
+//! outbound stream, newest protocol version first, and writes the messages it is handed.
+//! No state machines here, only bytes on streams; see [`super::service`] for the logic.
+
+use std::time::Duration;
+
+use futures::{AsyncReadExt, AsyncWriteExt};
+use libp2p::{PeerId, Stream, StreamProtocol};
+use tokio::sync::mpsc;
+
+use super::message::{
+    MAX_MESSAGE_SIZE, Message, MessageError, ProtocolVersion, encode_framed, frame_header,
+};
+
+/// How long opening an outbound stream (dial included) may take.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long writing one message may take before the stream is considered dead.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+const READ_CHUNK: usize = 64 << 10;
+
+/// Why reading a stream stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("reading the stream: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("bad message: {0}")]
+    Message(#[from] MessageError),
+}
+
+/// Reads framed messages off one inbound stream, never buffering more than one frame.
+pub struct FrameReader {
+    stream: Stream,
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    pub fn new(stream: Stream) -> Self {
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next message, or `None` at a clean end of stream.
+    pub async fn next(&mut self) -> Result<Option<Message>, ReadError> {
+        let mut chunk = vec![0u8; READ_CHUNK];
+        loop {
+            if let Some((head, len)) = frame_header(&self.buf)?
+                && self.buf.len() >= head + len
+            {
+                let msg = Message::decode(&self.buf[head..head + len])?;
+                self.buf.drain(..head + len);
+                return Ok(Some(msg));
+            }
+            // Never read past the frame we are in: at most one frame plus a chunk buffered.
+            if self.buf.len() > MAX_MESSAGE_SIZE + 16 {
+                return Err(MessageError::TooLarge {
+                    len: self.buf.len(),
+                }
+                .into());
+            }
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// A message for a peer and the version the peer last spoke to us (preferred for the stream).
+pub type Outgoing = (ProtocolVersion, Message);
+
+/// Versions to try for an outbound stream: `preferred` first, then older ones.
+fn versions_from(preferred: ProtocolVersion) -> impl Iterator<Item = ProtocolVersion> {
+    ProtocolVersion::ALL
+        .into_iter()
+        .skip_while(move |v| *v != preferred)
+}
+
+async fn open(
+    control: &mut libp2p_stream::Control,
+    peer: PeerId,
+    preferred: ProtocolVersion,
+) -> Option<(Stream, ProtocolVersion)> {
+    for version in versions_from(preferred) {
+        let protocol = StreamProtocol::new(version.protocol_id());
+        match tokio::time::timeout(OPEN_TIMEOUT, control.open_stream(peer, protocol)).await {
+            Ok(Ok(stream)) => return Some((stream, version)),
+            Ok(Err(libp2p_stream::OpenStreamError::UnsupportedProtocol(_))) => continue,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "opening a bitswap stream failed");
+                return None;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "opening a bitswap stream timed out");
+                return None;
+            }
+        }
+    }
+    tracing::debug!(%peer, "peer speaks no bitswap version we know");
+    None
+}
+
+/// Writes every message for `peer` on one outbound stream, reopening it once on failure.
+/// Messages that cannot be delivered are dropped (the sessions time out and retry).
+pub async fn writer(
+    peer: PeerId,
+    mut control: libp2p_stream::Control,
+    mut rx: mpsc::Receiver<Outgoing>,
+) {
+    let mut current: Option<(Stream, ProtocolVersion)> = None;
+    while let Some((preferred, msg)) = rx.recv().await {
+        for _attempt in 0..2 {
+            if current.is_none() {
+                current = open(&mut control, peer, preferred).await;
+            }
+            let Some((stream, version)) = current.as_mut() else {
+                break;
+            };
+            let bytes = match encode_framed(&msg, *version) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "bitswap message not sent");
+                    break;
+                }
+            };
+            let write = async {
+                stream.write_all(&bytes).await?;
+                stream.flush().await
+            };
+            match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+                Ok(Ok(())) => break,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "bitswap stream broke"),
+                Err(_) => tracing::debug!(%peer, "bitswap write timed out"),
+            }
+            current = None;
+        }
+    }
+    if let Some((mut stream, _)) = current {
+        let _ = stream.close().await;
+    }
+}

@@ -1,0 +1,306 @@
+//! The peer-to-peer node as users run it: real `distribute node` processes on loopback
+//! (`--no-mdns`, so only what the test configures connects). Three nodes find and fetch
+//! content through the DHT and Bitswap; a holder killed mid-transfer is survived; the CLI
+//! works through a running daemon with the same output as offline; metrics are served.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod kit;
+
+use std::io::{Read, Write};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use kit::{Node, gen_bytes, wait_for};
+
+const START: Duration = Duration::from_secs(120);
+const FIND: Duration = Duration::from_secs(120);
+
+/// A node with its daemon running.
+struct Daemon {
+    node: Node,
+    child: Option<Child>,
+    peer_id: String,
+    addrs: Vec<String>,
+}
+
+impl Daemon {
+    fn start(node: Node, extra: &[&str]) -> Self {
+        let log = std::fs::File::create(node.dir.path().join("daemon.log")).unwrap();
+        let mut args = vec![
+            "--log-level=info,distribute=debug",
+            "node",
+            "--listen=/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+        ];
+        args.extend_from_slice(extra);
+        let child = node
+            .command(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let info = node.repo().join("node.json");
+        let deadline = std::time::Instant::now() + START;
+        let doc = loop {
+            let parsed = std::fs::read_to_string(&info)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+            if let Some(doc) = parsed
+                && doc["addrs"].as_array().is_some_and(|a| !a.is_empty())
+                && node.repo().join("api.sock").exists()
+            {
+                break doc;
+            }
+            let log = std::fs::read_to_string(node.dir.path().join("daemon.log"));
+            assert!(
+                std::time::Instant::now() < deadline,
+                "daemon did not write node.json in time; log:\n{}",
+                log.unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let peer_id = doc["peer_id"].as_str().unwrap().to_owned();
+        let addrs = doc["addrs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect();
+        Self {
+            node,
+            child: Some(child),
+            peer_id,
+            addrs,
+        }
+    }
+
+    /// Dialable address with the peer ID.
+    fn addr(&self) -> String {
+        format!("{}/p2p/{}", self.addrs[0], self.peer_id)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.node.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap();
+            let status = child.wait().unwrap();
+            assert!(
+                status.success(),
+                "daemon exited with {status}: {}",
+                self.log()
+            );
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn peers_of(d: &Daemon) -> String {
+    d.node.run(&["peers"]).stdout
+}
+
+#[test]
+fn content_added_on_a_is_found_and_fetched_by_c() {
+    let a = Daemon::start(Node::new(), &[]);
+    let b = Daemon::start(Node::new(), &["--bootstrap", &a.addr()]);
+    let c = Daemon::start(Node::new(), &["--bootstrap", &b.addr()]);
+    wait_for("B to connect to A", START, || {
+        peers_of(&b).contains(&a.peer_id)
+    });
+    wait_for("C to connect to B", START, || {
+        peers_of(&c).contains(&b.peer_id)
+    });
+
+    let data = gen_bytes(7, 3 << 20); // several blocks and an inner node
+    let file = a.node.write("big.bin", &data);
+    let cid = a.node.add(&file, &[]);
+    assert!(cid.starts_with("Qm"), "{cid}");
+
+    wait_for("C to find A as a provider", FIND, || {
+        c.node.run(&["findprovs", &cid]).stdout.contains(&a.peer_id)
+    });
+    let fetched = c.node.run(&["cat", &cid]).ok().raw_stdout;
+    assert!(
+        fetched == data,
+        "C fetched {} bytes, not A's {} bytes",
+        fetched.len(),
+        data.len()
+    );
+    // Fetched blocks were stored: C has the root block now.
+    c.node.run(&["block", "stat", &cid]).ok();
+    let dht = c.node.run(&["dht", "inspect"]).ok().stdout;
+    assert!(dht.contains("routing table"), "{dht}");
+}
+
+#[test]
+fn transfer_survives_a_holder_killed_mid_way() {
+    let data = gen_bytes(11, 48 << 20);
+    let mut a = Daemon::start(Node::new(), &[]);
+    let b = Daemon::start(Node::new(), &[]);
+    let port = free_port();
+    let metrics = format!("127.0.0.1:{port}");
+    let c = Daemon::start(Node::new(), &["--metrics", &metrics]);
+    let cid_a = a.node.add(&a.node.write("f.bin", &data), &[]);
+    let cid_b = b.node.add(&b.node.write("f.bin", &data), &[]);
+    assert_eq!(cid_a, cid_b);
+    c.node.run(&["swarm", "connect", &a.addr()]).ok();
+    c.node.run(&["swarm", "connect", &b.addr()]).ok();
+
+    let mut cat = c
+        .node
+        .command(&["cat", &cid_a])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = cat.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        stdout.read_to_end(&mut out).unwrap();
+        out
+    });
+    wait_for("C to receive some blocks", START, || {
+        metric(port, "bitswap_blocks_received_total").is_some_and(|n| n >= 10.0)
+    });
+    let received_at_kill = metric(port, "bitswap_blocks_received_total").unwrap();
+    a.kill();
+    let out = reader.join().unwrap();
+    let status = cat.wait().unwrap();
+    let mut err = String::new();
+    cat.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(
+        status.success(),
+        "cat failed after the kill: {err}\n{}",
+        c.log()
+    );
+    assert!(out == data, "got {} bytes, want {}", out.len(), data.len());
+    let total = metric(port, "bitswap_blocks_received_total").unwrap();
+    assert!(
+        received_at_kill < total,
+        "A was killed after the transfer ended ({received_at_kill} of {total} blocks)"
+    );
+}
+
+#[test]
+fn cli_commands_work_through_the_daemon_with_offline_output() {
+    let node = Node::new();
+    let data = gen_bytes(3, 700_000);
+    let file = node.write("a.bin", &data);
+    let dir = node.mkdir("d");
+    std::fs::write(format!("{dir}/x.txt"), b"x\n").unwrap();
+    let add_offline = node.run(&["add", &file]).ok().stdout;
+    let add_dir_offline = node.run(&["add", "-r", &dir]).ok().stdout;
+    let pins_offline = node.run(&["pin", "ls"]).ok().stdout;
+    let cid = add_offline.split_whitespace().nth(1).unwrap().to_owned();
+    let id_offline = node.run(&["id"]).ok().stdout;
+
+    let mut d = Daemon::start(node, &[]);
+    let node = &d.node;
+    assert_eq!(node.run(&["add", &file]).ok().stdout, add_offline);
+    assert_eq!(node.run(&["add", "-r", &dir]).ok().stdout, add_dir_offline);
+    assert_eq!(node.run(&["pin", "ls"]).ok().stdout, pins_offline);
+    assert!(node.run(&["cat", &cid]).ok().raw_stdout == data);
+    let out_path = node.dir.path().join("out.bin");
+    node.run(&["get", &cid, "-o", out_path.to_str().unwrap()])
+        .ok();
+    assert!(std::fs::read(&out_path).unwrap() == data);
+    // Errors come back as the same single error line.
+    node.run(&["cat", "not-a-cid"]).fails();
+    let id = node.run(&["id"]).ok().stdout;
+    let id_json: serde_json::Value = serde_json::from_str(&id).unwrap();
+    let offline_json: serde_json::Value = serde_json::from_str(&id_offline).unwrap();
+    assert_eq!(id_json["ID"], offline_json["ID"]);
+    assert_eq!(id_json["ID"].as_str().unwrap(), d.peer_id);
+    assert!(!id_json["Addresses"].as_array().unwrap().is_empty());
+
+    let later = node.write("later.txt", b"added while the daemon ran\n");
+    let later_cid = node.add(&later, &[]);
+    d.stop();
+    assert!(
+        !d.node.repo().join("api.sock").exists(),
+        "socket removed at shutdown"
+    );
+    assert_eq!(
+        d.node.cat(&later_cid),
+        b"added while the daemon ran\n".to_vec()
+    );
+}
+
+#[test]
+fn metrics_health_and_ready_are_served() {
+    let port = free_port();
+    let d = Daemon::start(Node::new(), &["--metrics", &format!("127.0.0.1:{port}")]);
+    d.node.add(&d.node.write("m.txt", b"metrics\n"), &[]);
+    let (status, body) = http_get(port, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    for name in [
+        "distribute_blocks_total",
+        "distribute_wantlist_size",
+        "dht_routing_table_size",
+        "bitswap_blocks_sent_total",
+        "bitswap_blocks_received_total",
+        "distribute_connected_peers",
+    ] {
+        assert!(body.contains(name), "{name} missing:\n{body}");
+    }
+    assert_eq!(http_get(port, "/health").0, 200);
+    assert_eq!(http_get(port, "/ready").0, 200);
+    assert_eq!(http_get(port, "/nope").0, 404);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return None;
+    };
+    write!(s, "GET /metrics HTTP/1.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
