@@ -1,7 +1,8 @@
 //! Garbage collection and verification of a block store against the local pins.
 //!
 //! [`gc`] marks every block reachable from a recursive pin plus every directly pinned block,
-//! then sweeps the rest. A block missing from a pinned DAG is reported, not fatal; a pinned block
+//! then sweeps the rest, then has the store compact itself (packs give back deleted blocks'
+//! space only then). A block missing from a pinned DAG is reported, not fatal; a pinned block
 //! whose links cannot be decoded aborts the collection before anything is removed, since its
 //! children cannot be told apart from garbage. [`verify`] re-hashes every stored block, removes
 //! the corrupt ones, and lists what each pin is missing.
@@ -28,6 +29,8 @@ pub struct GcReport {
     pub removed: Vec<Multihash>,
     /// Bytes those blocks took.
     pub freed_bytes: u64,
+    /// Disk space given back by compacting the store after the sweep (pack files).
+    pub reclaimed_bytes: u64,
     /// Number of stored blocks kept because a pin reaches them.
     pub kept: u64,
     /// Blocks pinned DAGs link to but the store lacks: `(pin, missing block)`.
@@ -78,7 +81,7 @@ pub enum GcError {
     Undecodable { root: Cid, source: Box<LinksError> },
 }
 
-/// Remove every block no pin reaches.
+/// Remove every block no pin reaches, then compact the store to give their space back.
 pub fn gc(store: &dyn Blockstore, pins: &Pins) -> Result<GcReport, GcError> {
     let mut report = GcReport::default();
     let mut marked = HashSet::new();
@@ -116,9 +119,11 @@ pub fn gc(store: &dyn Blockstore, pins: &Pins) -> Result<GcReport, GcError> {
         }
     }
     store.flush()?;
+    report.reclaimed_bytes = store.compact()?;
     tracing::info!(
         removed = report.removed.len(),
         freed_bytes = report.freed_bytes,
+        reclaimed_bytes = report.reclaimed_bytes,
         kept = report.kept,
         missing = report.missing.len(),
         "garbage collection done"
