@@ -29,7 +29,7 @@ use crate::store::gc::{self, GcError, GcReport, VerifyReport};
 use crate::store::pack::PackStore;
 use crate::store::pins::{PinError, Pins};
 use crate::store::sled::SledStore;
-use crate::store::tiered::TieredStore;
+use crate::store::tiered::{TieredStore, adopt_flatfs_blocks};
 use crate::store::{Blockstore, StoreError};
 
 const CONFIG_FILE: &str = "config.toml";
@@ -259,10 +259,12 @@ impl Repo {
                 source,
             })?;
         let blocks: Arc<dyn Blockstore> = match config.store.backend {
-            BlockstoreKind::Sled => Arc::new(TieredStore::new(
-                SledStore::new(&db)?,
-                PackStore::open(&db, &path.join(BLOBS_DIR))?,
-            )),
+            BlockstoreKind::Sled => {
+                let blobs = path.join(BLOBS_DIR);
+                let large = PackStore::open(&db, &blobs)?;
+                adopt_flatfs_blocks(&blobs, &large)?;
+                Arc::new(TieredStore::new(SledStore::new(&db)?, large))
+            }
             BlockstoreKind::Flatfs => Arc::new(FlatFsStore::open(&path.join(BLOCKS_DIR))?),
         };
         let pins = Pins::new(&db)?;
