@@ -229,6 +229,38 @@ mod tests {
     }
 
     #[test]
+    fn sweeping_a_pack_store_compacts_it_and_reports_the_space() {
+        use crate::store::pack::PackStore;
+        let tmp = tempfile::tempdir().unwrap();
+        let db = ::sled::Config::new()
+            .path(tmp.path().join("db"))
+            .open()
+            .unwrap();
+        let pins = Pins::new(&db).unwrap();
+        let store = PackStore::open(&db, &tmp.path().join("packs")).unwrap();
+        let put = |fill: u8| {
+            let data = vec![fill; 100_000];
+            let cid = block_cid(CODEC_RAW, 1, &data);
+            store.put(&cid, &data).unwrap();
+            cid
+        };
+        // Two thirds of the pack become dead, past the half that triggers compaction.
+        let (kept, garbage) = (put(1), [put(2), put(3)]);
+        pins.add(&kept, PinMode::Direct).unwrap();
+
+        let report = gc(&store, &pins).unwrap();
+        assert_eq!(
+            sorted(report.removed),
+            sorted(garbage.iter().map(|c| *c.hash()).collect())
+        );
+        assert_eq!(
+            report.reclaimed_bytes, 200_000,
+            "pack of 300 kB less the kept copy"
+        );
+        assert_eq!(store.get(&kept).unwrap(), Some(vec![1; 100_000]));
+    }
+
+    #[test]
     fn sweeps_unpinned_and_keeps_pinned_dags() {
         let f = fixture();
         let (leaf, shared) = (f.raw(b"leaf"), f.raw(b"shared"));
