@@ -173,22 +173,32 @@ fn walk_size(dir: &std::path::Path) -> u64 {
 
 #[test]
 fn corrupt_block_is_reported_removed_and_healed_by_re_adding() {
-    // The sled backend keeps large blocks as files under blobs/, flatfs under blocks/.
-    for (backend, folder) in [("flatfs", "blocks"), ("sled", "blobs")] {
+    // flatfs keeps each block in a .data file under blocks/; the sled backend appends large
+    // blocks to .pack files under blobs/.
+    for backend in ["flatfs", "sled"] {
         let node = Node::with_backend(backend);
         let data = gen_bytes(3, 1_000_000);
         let path = node.write("f", &data);
         let root = node.add(&path, &["--raw-leaves"]);
-        // Flip a byte in one leaf file on disk, behind the store's back.
-        let mut files = Vec::new();
-        collect_data_files(&node.repo().join(folder), &mut files);
-        let victim = files
-            .iter()
-            .find(|f| std::fs::metadata(f).unwrap().len() == 262_144)
-            .unwrap();
-        let mut bytes = std::fs::read(victim).unwrap();
-        bytes[100] ^= 0xff;
-        std::fs::write(victim, &bytes).unwrap();
+        // Flip a byte of one leaf on disk, behind the store's back.
+        let victim = if backend == "flatfs" {
+            let mut files = Vec::new();
+            collect_files(&node.repo().join("blocks"), "data", &mut files);
+            let victim = files
+                .into_iter()
+                .find(|f| std::fs::metadata(f).unwrap().len() == 262_144)
+                .unwrap();
+            flip_byte(&victim, 100);
+            Some(victim)
+        } else {
+            let mut packs = Vec::new();
+            collect_files(&node.repo().join("blobs"), "pack", &mut packs);
+            packs.sort();
+            let len = std::fs::metadata(&packs[0]).unwrap().len();
+            assert!(len >= 3 * 262_144, "the leaves are packed: {len}");
+            flip_byte(&packs[0], len / 2);
+            None
+        };
 
         let run = node.run(&["cat", &root]).fails();
         assert!(run.stderr.contains("corrupt"), "{backend}: {run:?}");
@@ -196,7 +206,9 @@ fn corrupt_block_is_reported_removed_and_healed_by_re_adding() {
             run.raw_stdout.len() < data.len(),
             "corrupt data must not be emitted in full"
         );
-        assert!(!victim.exists(), "{backend}: corrupt block removed");
+        if let Some(victim) = victim {
+            assert!(!victim.exists(), "{backend}: corrupt block removed");
+        }
         let verify = node.run(&["repo", "verify"]);
         assert_eq!(verify.code, 1, "pin is now incomplete: {verify:?}");
         assert!(verify.stdout.contains("missing 1 block"), "{verify:?}");
@@ -206,12 +218,18 @@ fn corrupt_block_is_reported_removed_and_healed_by_re_adding() {
     }
 }
 
-fn collect_data_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+fn flip_byte(path: &std::path::Path, at: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[usize::try_from(at).unwrap()] ^= 0xff;
+    std::fs::write(path, &bytes).unwrap();
+}
+
+fn collect_files(dir: &std::path::Path, ext: &str, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let p = e.path();
         if p.is_dir() {
-            collect_data_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "data") {
+            collect_files(&p, ext, out);
+        } else if p.extension().is_some_and(|x| x == ext) {
             out.push(p);
         }
     }

@@ -6,7 +6,8 @@
 //! - `repo.lock`: held with an exclusive `flock` while a [`Repo`] is open, and holding the PID of
 //!   the process that has it. The kernel drops the lock when the holder exits, however it dies.
 //! - `datastore/`: the sled database with the pins tree and, with the sled backend, the small
-//!   blocks; `blobs/`: the sled backend's large blocks, in flatfs layout (see `store::tiered`).
+//!   blocks and the index of `blobs/`: the sled backend's large blocks, appended to
+//!   `NNNNNNNN.pack` files (see `store::tiered` and `store::pack`).
 //! - `blocks/`: Kubo-layout flatfs, with the flatfs backend.
 //!
 //! The lock is taken before anything else is read or created, so two processes never both
@@ -25,9 +26,10 @@ use thiserror::Error;
 
 use crate::store::flatfs::FlatFsStore;
 use crate::store::gc::{self, GcError, GcReport, VerifyReport};
+use crate::store::pack::PackStore;
 use crate::store::pins::{PinError, Pins};
 use crate::store::sled::SledStore;
-use crate::store::tiered::TieredStore;
+use crate::store::tiered::{TieredStore, adopt_flatfs_blocks};
 use crate::store::{Blockstore, StoreError};
 
 const CONFIG_FILE: &str = "config.toml";
@@ -257,10 +259,12 @@ impl Repo {
                 source,
             })?;
         let blocks: Arc<dyn Blockstore> = match config.store.backend {
-            BlockstoreKind::Sled => Arc::new(TieredStore::new(
-                SledStore::new(&db)?,
-                FlatFsStore::open(&path.join(BLOBS_DIR))?,
-            )),
+            BlockstoreKind::Sled => {
+                let blobs = path.join(BLOBS_DIR);
+                let large = PackStore::open(&db, &blobs)?;
+                adopt_flatfs_blocks(&blobs, &large)?;
+                Arc::new(TieredStore::new(SledStore::new(&db)?, large))
+            }
             BlockstoreKind::Flatfs => Arc::new(FlatFsStore::open(&path.join(BLOCKS_DIR))?),
         };
         let pins = Pins::new(&db)?;

@@ -1,7 +1,8 @@
 //! Garbage collection and verification of a block store against the local pins.
 //!
 //! [`gc`] marks every block reachable from a recursive pin plus every directly pinned block,
-//! then sweeps the rest. A block missing from a pinned DAG is reported, not fatal; a pinned block
+//! then sweeps the rest, then has the store compact itself (packs give back deleted blocks'
+//! space only then). A block missing from a pinned DAG is reported, not fatal; a pinned block
 //! whose links cannot be decoded aborts the collection before anything is removed, since its
 //! children cannot be told apart from garbage. [`verify`] re-hashes every stored block, removes
 //! the corrupt ones, and lists what each pin is missing.
@@ -28,6 +29,8 @@ pub struct GcReport {
     pub removed: Vec<Multihash>,
     /// Bytes those blocks took.
     pub freed_bytes: u64,
+    /// Disk space given back by compacting the store after the sweep (pack files).
+    pub reclaimed_bytes: u64,
     /// Number of stored blocks kept because a pin reaches them.
     pub kept: u64,
     /// Blocks pinned DAGs link to but the store lacks: `(pin, missing block)`.
@@ -78,7 +81,7 @@ pub enum GcError {
     Undecodable { root: Cid, source: Box<LinksError> },
 }
 
-/// Remove every block no pin reaches.
+/// Remove every block no pin reaches, then compact the store to give their space back.
 pub fn gc(store: &dyn Blockstore, pins: &Pins) -> Result<GcReport, GcError> {
     let mut report = GcReport::default();
     let mut marked = HashSet::new();
@@ -116,9 +119,11 @@ pub fn gc(store: &dyn Blockstore, pins: &Pins) -> Result<GcReport, GcError> {
         }
     }
     store.flush()?;
+    report.reclaimed_bytes = store.compact()?;
     tracing::info!(
         removed = report.removed.len(),
         freed_bytes = report.freed_bytes,
+        reclaimed_bytes = report.reclaimed_bytes,
         kept = report.kept,
         missing = report.missing.len(),
         "garbage collection done"
@@ -221,6 +226,38 @@ mod tests {
     fn sorted(mut v: Vec<Multihash>) -> Vec<Multihash> {
         v.sort_by_key(|m| m.to_bytes());
         v
+    }
+
+    #[test]
+    fn sweeping_a_pack_store_compacts_it_and_reports_the_space() {
+        use crate::store::pack::PackStore;
+        let tmp = tempfile::tempdir().unwrap();
+        let db = ::sled::Config::new()
+            .path(tmp.path().join("db"))
+            .open()
+            .unwrap();
+        let pins = Pins::new(&db).unwrap();
+        let store = PackStore::open(&db, &tmp.path().join("packs")).unwrap();
+        let put = |fill: u8| {
+            let data = vec![fill; 100_000];
+            let cid = block_cid(CODEC_RAW, 1, &data);
+            store.put(&cid, &data).unwrap();
+            cid
+        };
+        // Two thirds of the pack become dead, past the half that triggers compaction.
+        let (kept, garbage) = (put(1), [put(2), put(3)]);
+        pins.add(&kept, PinMode::Direct).unwrap();
+
+        let report = gc(&store, &pins).unwrap();
+        assert_eq!(
+            sorted(report.removed),
+            sorted(garbage.iter().map(|c| *c.hash()).collect())
+        );
+        assert_eq!(
+            report.reclaimed_bytes, 200_000,
+            "pack of 300 kB less the kept copy"
+        );
+        assert_eq!(store.get(&kept).unwrap(), Some(vec![1; 100_000]));
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! unverified: a corrupt one is deleted and reported as [`StoreError::Corrupt`].
 //!
 //! Backends: [`sled::SledStore`] (a tree in the repo's sled database), [`flatfs::FlatFsStore`]
-//! (Kubo's `blocks/` folder layout) and [`memory::MemoryStore`] (tests). [`pins`] keeps local
+//! (Kubo's `blocks/` folder layout), [`pack::PackStore`] (blocks appended to pack files),
+//! [`tiered::TieredStore`] (small blocks in sled, large ones in packs: the repo's `sled`
+//! backend) and [`memory::MemoryStore`] (tests). [`pins`] keeps local
 //! pins and [`gc`] collects unpinned blocks and verifies the store; [`walk`] is the DAG walk
 //! both share; [`StoreSink`] and [`StoreSource`] plug a store into the importer and exporter.
 
@@ -16,6 +18,7 @@ mod adapt;
 pub mod flatfs;
 pub mod gc;
 pub mod memory;
+pub mod pack;
 pub mod pins;
 pub mod sled;
 pub mod tiered;
@@ -132,6 +135,11 @@ pub trait RawBlocks: Send + Sync {
         }
         Ok(stat)
     }
+    /// Give back the space of deleted blocks where deleting left it in use; bytes reclaimed.
+    /// Backends that free space on delete keep this default.
+    fn compact_raw(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 }
 
 /// The block store API: checked puts, verified gets.
@@ -158,6 +166,9 @@ pub trait Blockstore: Send + Sync {
     fn flush(&self) -> Result<(), StoreError>;
     /// Number and total size of the stored blocks.
     fn stat(&self) -> Result<StoreStat, StoreError>;
+    /// Reclaim the disk space deleted blocks still take (see [`pack::PackStore::compact`]);
+    /// returns the bytes given back. Garbage collection calls it after sweeping.
+    fn compact(&self) -> Result<u64, StoreError>;
 }
 
 impl<T: RawBlocks> Blockstore for T {
@@ -235,6 +246,10 @@ impl<T: RawBlocks> Blockstore for T {
 
     fn stat(&self) -> Result<StoreStat, StoreError> {
         self.stat_raw()
+    }
+
+    fn compact(&self) -> Result<u64, StoreError> {
+        self.compact_raw()
     }
 }
 

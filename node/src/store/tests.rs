@@ -11,6 +11,7 @@ use cid::Cid;
 
 use super::flatfs::FlatFsStore;
 use super::memory::MemoryStore;
+use super::pack::PackStore;
 use super::sled::SledStore;
 use super::tiered::TieredStore;
 use super::{Blockstore, MAX_BLOCK_SIZE, Multihash, StoreError, StoreStat};
@@ -63,23 +64,50 @@ fn flatfs() -> Fixture {
     }
 }
 
-fn tiered() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let db = ::sled::Config::new()
-        .path(dir.path().join("db"))
+fn open_db(path: &std::path::Path) -> ::sled::Db {
+    ::sled::Config::new()
+        .path(path)
         .cache_capacity(8 << 20)
         .open()
+        .unwrap()
+}
+
+/// Overwrite a packed block's bytes in its pack file, at the offset its index entry names.
+pub(super) fn overwrite_in_pack(store: &PackStore, mh: &Multihash, data: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let at = store.location(mh).unwrap().expect("block is packed");
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(store.pack_path(at.pack))
         .unwrap();
+    file.write_all_at(data, at.offset).unwrap();
+}
+
+fn pack() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(&dir.path().join("db"));
+    let store = Arc::new(PackStore::open(&db, &dir.path().join("blobs")).unwrap());
+    let raw = Arc::clone(&store);
+    Fixture {
+        store,
+        corrupt: Box::new(move |mh, data| overwrite_in_pack(&raw, mh, data)),
+        _dir: Some(dir),
+    }
+}
+
+fn tiered() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(&dir.path().join("db"));
     let small = SledStore::new(&db).unwrap();
-    let files = FlatFsStore::open(&dir.path().join("blobs")).unwrap();
-    let paths = FlatFsStore::open(&dir.path().join("blobs")).unwrap();
-    let store = Arc::new(TieredStore::new(small.clone(), files));
+    let large = PackStore::open(&db, &dir.path().join("blobs")).unwrap();
+    let store = Arc::new(TieredStore::new(small, large));
+    let raw = Arc::clone(&store);
     Fixture {
         store,
         corrupt: Box::new(move |mh, data| {
-            let path = paths.block_path(mh);
-            if path.exists() {
-                fs::write(path, data).unwrap();
+            let (small, large) = raw.tiers();
+            if large.location(mh).unwrap().is_some() {
+                overwrite_in_pack(large, mh, data);
             } else {
                 small.overwrite(mh, data).unwrap();
             }
@@ -176,7 +204,16 @@ fn v0_and_v1_of_the_same_bytes_are_one_block(f: Fixture) {
 }
 
 fn corrupt_block_is_deleted_and_reported(f: Fixture) {
-    let data = bytes(4096, 4);
+    check_corrupt_block_is_deleted_and_reported(&f, 4096);
+}
+
+/// Large enough for the tiered store's pack tier.
+fn corrupt_large_block_is_deleted_and_reported(f: Fixture) {
+    check_corrupt_block_is_deleted_and_reported(&f, 256 * 1024);
+}
+
+fn check_corrupt_block_is_deleted_and_reported(f: &Fixture, len: usize) {
+    let data = bytes(len, 4);
     let cid = raw_cid(&data);
     f.store.put(&cid, &data).unwrap();
     let mut damaged = data.clone();
@@ -297,6 +334,7 @@ macro_rules! suite {
         mod memory { $( #[test] fn $test() { super::$test(super::memory()) } )* }
         mod sled { $( #[test] fn $test() { super::$test(super::sled()) } )* }
         mod flatfs { $( #[test] fn $test() { super::$test(super::flatfs()) } )* }
+        mod pack { $( #[test] fn $test() { super::$test(super::pack()) } )* }
         mod tiered { $( #[test] fn $test() { super::$test(super::tiered()) } )* }
     };
 }
@@ -310,6 +348,7 @@ suite!(
     put_is_idempotent,
     v0_and_v1_of_the_same_bytes_are_one_block,
     corrupt_block_is_deleted_and_reported,
+    corrupt_large_block_is_deleted_and_reported,
     absent_block_is_none_everywhere,
     identity_cid_is_inline_and_never_stored,
     put_verified_refuses_bytes_that_do_not_match,

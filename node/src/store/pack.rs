@@ -1,0 +1,425 @@
+//! Blocks appended to large pack files, located through an index tree in the repo's sled
+//! database: what [`TieredStore`](super::tiered::TieredStore) uses for its large blocks.
+//!
+//! Creating one file per 256 KiB block cost most of an add's time on ext4 (inode allocation in
+//! `ext4_create`), so blocks are appended to `<dir>/NNNNNNNN.pack` instead, a new pack starting
+//! once the current one would pass [`PACK_LIMIT`]. The [`INDEX_TREE`] maps a multihash to a
+//! [`Location`] (pack number, offset, length; 16 bytes). Appends are serialized by one mutex
+//! over the current pack and its length; reads are positional reads through a small cache of
+//! open pack files, so they never wait on writers.
+//!
+//! Crash safety follows from order: a put writes the bytes, then the index entry;
+//! [`RawBlocks::flush_raw`] syncs the packs written since the last flush, then sled, so an index
+//! entry is only ever durable after its bytes. A killed process leaves at worst a partial
+//! append at the end of a pack, which nothing points at and the next append follows. Should
+//! power loss leave an entry pointing past the end of a pack or at the wrong bytes, a read
+//! returns what is there (never more than [`MAX_BLOCK_SIZE`]) and
+//! [`Blockstore::get`](super::Blockstore::get) finds the hash wrong, deletes the entry and
+//! reports the block corrupt. A delete only removes the index entry: the bytes stay in their
+//! pack as dead space until [`PackStore::compact`] (in [`compact`]) rewrites the live blocks of
+//! mostly dead packs and deletes those files. One process uses a store at a time (the repo lock
+//! sees to it).
+
+mod compact;
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use ::sled::{Db, IVec, Tree};
+
+pub use compact::CompactReport;
+
+use super::{Keys, MAX_BLOCK_SIZE, Multihash, RawBlocks, StoreError, StoreStat};
+
+/// Name of the tree mapping multihashes to their [`Location`].
+pub const INDEX_TREE: &str = "pack_index";
+/// A pack file takes no more appends once this long (a single block may end past it).
+pub const PACK_LIMIT: u64 = 256 << 20;
+const EXTENSION: &str = "pack";
+/// Open pack files kept for reading.
+const READERS: usize = 8;
+
+/// Where a block's bytes are: `len` bytes at `offset` in pack `pack`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub pack: u32,
+    pub offset: u64,
+    pub len: u32,
+}
+
+impl Location {
+    const WIDTH: usize = 16;
+
+    fn encode(self) -> [u8; Self::WIDTH] {
+        let mut out = [0; Self::WIDTH];
+        out[..4].copy_from_slice(&self.pack.to_be_bytes());
+        out[4..12].copy_from_slice(&self.offset.to_be_bytes());
+        out[12..].copy_from_slice(&self.len.to_be_bytes());
+        out
+    }
+
+    /// `None` for a record of the wrong width.
+    fn decode(value: &[u8]) -> Option<Self> {
+        let record: &[u8; Self::WIDTH] = value.try_into().ok()?;
+        let (pack, rest) = record.split_at(4);
+        let (offset, len) = rest.split_at(8);
+        Some(Self {
+            pack: u32::from_be_bytes(pack.try_into().ok()?),
+            offset: u64::from_be_bytes(offset.try_into().ok()?),
+            len: u32::from_be_bytes(len.try_into().ok()?),
+        })
+    }
+}
+
+/// The pack taking appends, and the packs written since the last flush.
+#[derive(Debug)]
+struct Writer {
+    number: u32,
+    /// Opened on the first append, so a store that is only read creates nothing.
+    file: Option<Arc<File>>,
+    len: u64,
+    /// Whether `file` has had appends since the last flush.
+    dirty: bool,
+    /// Packs rotated out with appends not yet synced.
+    unsynced: Vec<Arc<File>>,
+    /// Whether a pack was created since the last flush (its folder entry needs a sync).
+    created: bool,
+}
+
+/// Blocks in pack files, indexed in sled.
+#[derive(Debug)]
+pub struct PackStore {
+    dir: PathBuf,
+    index: Tree,
+    pack_limit: u64,
+    writer: Mutex<Writer>,
+    readers: Mutex<VecDeque<(u32, Arc<File>)>>,
+    /// Held shared from an index look-up to the end of the read, exclusively while compaction
+    /// deletes packs, so a read never finds its pack gone.
+    removal: RwLock<()>,
+    /// One compaction at a time.
+    compacting: Mutex<()>,
+}
+
+fn sled_err(op: &'static str) -> impl Fn(::sled::Error) -> StoreError {
+    move |source| StoreError::Sled { op, source }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The number of a pack file name, `None` for anything else in the folder.
+fn pack_number(name: &str) -> Option<u32> {
+    let stem = name.strip_suffix(EXTENSION)?.strip_suffix('.')?;
+    (stem.len() == 8 && stem.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| stem.parse().ok())
+        .flatten()
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io("sync folder", dir, e))
+}
+
+impl PackStore {
+    /// Open (or create) the packs in `dir`, indexed in `db`, with the default [`PACK_LIMIT`].
+    pub fn open(db: &Db, dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_limit(db, dir, PACK_LIMIT)
+    }
+
+    /// Open with packs rotated once `pack_limit` bytes long (small limits are for tests).
+    pub fn open_with_limit(db: &Db, dir: &Path, pack_limit: u64) -> Result<Self, StoreError> {
+        fs::create_dir_all(dir).map_err(|e| StoreError::io("create folder", dir, e))?;
+        let index = db.open_tree(INDEX_TREE).map_err(sled_err("open tree"))?;
+        let store = Self {
+            dir: dir.to_owned(),
+            index,
+            pack_limit,
+            writer: Mutex::new(Writer {
+                number: 0,
+                file: None,
+                len: 0,
+                dirty: false,
+                unsynced: Vec::new(),
+                created: false,
+            }),
+            readers: Mutex::new(VecDeque::new()),
+            removal: RwLock::new(()),
+            compacting: Mutex::new(()),
+        };
+        // Appends continue the newest pack, after whatever a crash left at its end.
+        if let Some(&last) = store.pack_numbers()?.last() {
+            let path = store.pack_path(last);
+            let file = store.open_for_append(&path)?;
+            let len = file
+                .metadata()
+                .map_err(|e| StoreError::io("stat", &path, e))?
+                .len();
+            let mut writer = lock(&store.writer);
+            writer.number = last;
+            writer.file = Some(Arc::new(file));
+            writer.len = len;
+        }
+        Ok(store)
+    }
+
+    /// The file holding pack `number`.
+    pub fn pack_path(&self, number: u32) -> PathBuf {
+        self.dir.join(format!("{number:08}.{EXTENSION}"))
+    }
+
+    /// Where a block's bytes are stored, if it is.
+    pub fn location(&self, mh: &Multihash) -> Result<Option<Location>, StoreError> {
+        let Some(value) = self
+            .index
+            .get(mh.to_bytes())
+            .map_err(sled_err("read index"))?
+        else {
+            return Ok(None);
+        };
+        Location::decode(&value)
+            .map(Some)
+            .ok_or_else(|| bad_record(mh, &value))
+    }
+
+    /// Numbers of the pack files in the folder, ascending.
+    fn pack_numbers(&self) -> Result<Vec<u32>, StoreError> {
+        let entries = fs::read_dir(&self.dir).map_err(|e| StoreError::io("list", &self.dir, e))?;
+        let mut numbers = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io("list", &self.dir, e))?;
+            if let Some(n) = entry.file_name().to_str().and_then(pack_number) {
+                numbers.push(n);
+            }
+        }
+        numbers.sort_unstable();
+        Ok(numbers)
+    }
+
+    fn open_for_append(&self, path: &Path) -> Result<File, StoreError> {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| StoreError::io("open pack", path, e))
+    }
+
+    /// Append `data` to the current pack (rotating first if it is full) and return where.
+    fn append(&self, writer: &mut Writer, data: &[u8]) -> Result<Location, StoreError> {
+        let len = u32::try_from(data.len()).map_err(|_| {
+            StoreError::io(
+                "append to",
+                self.pack_path(writer.number),
+                io::Error::new(io::ErrorKind::InvalidInput, "block over 4 GiB"),
+            )
+        })?;
+        if writer.len > 0 && writer.len + u64::from(len) > self.pack_limit {
+            self.rotate(writer);
+        }
+        let file = match &writer.file {
+            Some(file) => Arc::clone(file),
+            None => {
+                let file = Arc::new(self.open_for_append(&self.pack_path(writer.number))?);
+                writer.file = Some(Arc::clone(&file));
+                writer.created = true;
+                file
+            }
+        };
+        let offset = writer.len;
+        file.write_all_at(data, offset)
+            .map_err(|e| StoreError::io("append to", self.pack_path(writer.number), e))?;
+        writer.len += u64::from(len);
+        writer.dirty = true;
+        Ok(Location {
+            pack: writer.number,
+            offset,
+            len,
+        })
+    }
+
+    /// Start a new pack; the old one is synced at the next flush if it has unsynced appends.
+    fn rotate(&self, writer: &mut Writer) {
+        if let Some(file) = writer.file.take()
+            && writer.dirty
+        {
+            writer.unsynced.push(file);
+        }
+        writer.number += 1;
+        writer.len = 0;
+        writer.dirty = false;
+    }
+
+    /// An open handle on pack `number`, from the cache if possible.
+    fn reader(&self, number: u32) -> io::Result<Arc<File>> {
+        if let Some((_, file)) = lock(&self.readers).iter().find(|(n, _)| *n == number) {
+            return Ok(Arc::clone(file));
+        }
+        let file = Arc::new(File::open(self.pack_path(number))?);
+        let mut readers = lock(&self.readers);
+        if readers.len() >= READERS {
+            readers.pop_front();
+        }
+        readers.push_back((number, Arc::clone(&file)));
+        Ok(file)
+    }
+
+    /// The bytes at `at`, or as much of them as the pack holds: a short or empty result is
+    /// for the caller's hash check to reject.
+    fn read(&self, at: Location) -> Result<Vec<u8>, StoreError> {
+        let len = u64::from(at.len);
+        if len > MAX_BLOCK_SIZE as u64 {
+            return Ok(Vec::new());
+        }
+        let path = || self.pack_path(at.pack);
+        let file = match self.reader(at.pack) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io("open pack", path(), e)),
+        };
+        let size = file
+            .metadata()
+            .map_err(|e| StoreError::io("stat", path(), e))?
+            .len();
+        let available = size.saturating_sub(at.offset).min(len);
+        // At most MAX_BLOCK_SIZE, checked above.
+        let mut data = vec![0; usize::try_from(available).unwrap_or(0)];
+        file.read_exact_at(&mut data, at.offset)
+            .map_err(|e| StoreError::io("read pack", path(), e))?;
+        Ok(data)
+    }
+
+    /// Forget cached handles on a pack about to be deleted.
+    fn evict_reader(&self, number: u32) {
+        lock(&self.readers).retain(|(n, _)| *n != number);
+    }
+}
+
+fn bad_record(mh: &Multihash, value: &IVec) -> StoreError {
+    StoreError::BadKey {
+        key: format!("{mh:?}"),
+        reason: format!(
+            "pack index entry is {} bytes, not {}",
+            value.len(),
+            Location::WIDTH
+        ),
+    }
+}
+
+impl RawBlocks for PackStore {
+    fn put_raw(&self, mh: &Multihash, data: &[u8]) -> Result<(), StoreError> {
+        let key = mh.to_bytes();
+        if self.has_raw(mh)? {
+            return Ok(());
+        }
+        let mut writer = lock(&self.writer);
+        // Another thread may have stored the same block while this one waited.
+        if self.has_raw(mh)? {
+            return Ok(());
+        }
+        let at = self.append(&mut writer, data)?;
+        // Bytes first: the entry never points at an append that has not happened.
+        self.index
+            .insert(key, &at.encode())
+            .map_err(sled_err("write index"))?;
+        Ok(())
+    }
+
+    fn get_raw(&self, mh: &Multihash) -> Result<Option<Vec<u8>>, StoreError> {
+        let _guard = self.removal.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(value) = self
+            .index
+            .get(mh.to_bytes())
+            .map_err(sled_err("read index"))?
+        else {
+            return Ok(None);
+        };
+        match Location::decode(&value) {
+            Some(at) => self.read(at).map(Some),
+            // A damaged entry: no bytes, which the hash check reports and removes.
+            None => Ok(Some(Vec::new())),
+        }
+    }
+
+    fn has_raw(&self, mh: &Multihash) -> Result<bool, StoreError> {
+        self.index
+            .contains_key(mh.to_bytes())
+            .map_err(sled_err("look up block"))
+    }
+
+    fn size_raw(&self, mh: &Multihash) -> Result<Option<u64>, StoreError> {
+        Ok(self.location(mh)?.map(|at| u64::from(at.len)))
+    }
+
+    fn delete_raw(&self, mh: &Multihash) -> Result<bool, StoreError> {
+        Ok(self
+            .index
+            .remove(mh.to_bytes())
+            .map_err(sled_err("delete block"))?
+            .is_some())
+    }
+
+    fn keys_raw(&self) -> Result<Keys<'_>, StoreError> {
+        let keys = self.index.iter().keys().map(|key| {
+            let key = key.map_err(sled_err("list blocks"))?;
+            Multihash::from_bytes(&key).map_err(|e| StoreError::BadKey {
+                key: format!("{key:02x?}"),
+                reason: e.to_string(),
+            })
+        });
+        Ok(Box::new(keys))
+    }
+
+    fn flush_raw(&self) -> Result<(), StoreError> {
+        let (files, created) = {
+            let mut writer = lock(&self.writer);
+            let mut files = std::mem::take(&mut writer.unsynced);
+            if writer.dirty
+                && let Some(file) = &writer.file
+            {
+                files.push(Arc::clone(file));
+            }
+            writer.dirty = false;
+            (files, std::mem::take(&mut writer.created))
+        };
+        // Outside the lock, so writers carry on; appends after the take are synced next time.
+        let synced = files
+            .iter()
+            .try_for_each(|file| file.sync_data())
+            .map_err(|e| StoreError::io("sync pack in", &self.dir, e))
+            .and_then(|()| if created { sync_dir(&self.dir) } else { Ok(()) });
+        if let Err(e) = synced {
+            // Try them all again at the next flush.
+            let mut writer = lock(&self.writer);
+            writer.unsynced.extend(files);
+            writer.created |= created;
+            return Err(e);
+        }
+        self.index.flush().map_err(sled_err("flush"))?;
+        Ok(())
+    }
+
+    fn stat_raw(&self) -> Result<StoreStat, StoreError> {
+        let mut stat = StoreStat::default();
+        for value in self.index.iter().values() {
+            let value = value.map_err(sled_err("list blocks"))?;
+            stat.blocks += 1;
+            stat.bytes += Location::decode(&value).map_or(0, |at| u64::from(at.len));
+        }
+        Ok(stat)
+    }
+
+    fn compact_raw(&self) -> Result<u64, StoreError> {
+        Ok(self.compact()?.reclaimed_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,219 @@
+//! Pack-specific behaviour; the shared suite in `store/tests.rs` covers the `RawBlocks` contract.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use cid::Cid;
+
+use super::{Location, PackStore};
+use crate::content::cid::{CODEC_RAW, block_cid};
+use crate::store::{Blockstore, StoreError};
+
+fn open_db(path: &Path) -> ::sled::Db {
+    ::sled::Config::new().path(path).open().unwrap()
+}
+
+fn open(dir: &Path, limit: u64) -> (::sled::Db, PackStore) {
+    let db = open_db(&dir.join("db"));
+    let store = PackStore::open_with_limit(&db, &dir.join("blobs"), limit).unwrap();
+    (db, store)
+}
+
+fn bytes(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| {
+            (i ^ seed.wrapping_mul(0x9e37_79b9))
+                .wrapping_mul(2_654_435_761)
+                .to_le_bytes()[3]
+        })
+        .collect()
+}
+
+fn put(store: &PackStore, data: &[u8]) -> Cid {
+    let cid = block_cid(CODEC_RAW, 1, data);
+    store.put(&cid, data).unwrap();
+    cid
+}
+
+fn pack_sizes(store: &PackStore) -> Vec<(u32, u64)> {
+    store
+        .pack_numbers()
+        .unwrap()
+        .into_iter()
+        .map(|n| (n, fs::metadata(store.pack_path(n)).unwrap().len()))
+        .collect()
+}
+
+#[test]
+fn full_packs_rotate_and_every_pack_stays_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, store) = open(dir.path(), 100_000);
+    let blocks: Vec<Vec<u8>> = (0..10).map(|i| bytes(30_000, i)).collect();
+    let cids: Vec<Cid> = blocks.iter().map(|b| put(&store, b)).collect();
+    // Three 30 kB blocks fit under 100 kB; the fourth starts a new pack.
+    assert_eq!(
+        pack_sizes(&store),
+        vec![(0, 90_000), (1, 90_000), (2, 90_000), (3, 30_000)]
+    );
+    for (cid, data) in cids.iter().zip(&blocks) {
+        assert_eq!(store.get(cid).unwrap().as_ref(), Some(data));
+    }
+    // A block over the limit still goes in whole, in a pack of its own.
+    let big = bytes(250_000, 99);
+    let cid = put(&store, &big);
+    assert_eq!(store.location(cid.hash()).unwrap().unwrap().pack, 4);
+    assert_eq!(store.get(&cid).unwrap(), Some(big));
+}
+
+#[test]
+fn compaction_reclaims_mostly_dead_packs_and_keeps_every_live_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, store) = open(dir.path(), 100_000);
+    let blocks: Vec<Vec<u8>> = (0..12).map(|i| bytes(30_000, i)).collect();
+    let cids: Vec<Cid> = blocks.iter().map(|b| put(&store, b)).collect();
+    // Pack 0 keeps one block of three (two thirds dead), pack 1 none, pack 2 loses one (a
+    // third dead: kept), pack 3 (the current one, full) none.
+    let deleted: HashSet<usize> = [1, 2, 3, 4, 5, 6].into_iter().collect();
+    for &i in &deleted {
+        assert!(store.delete(&cids[i]).unwrap());
+    }
+    assert_eq!(Blockstore::compact(&store).unwrap(), 150_000);
+    let numbers: Vec<u32> = pack_sizes(&store).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        numbers,
+        vec![2, 3, 4],
+        "packs 0 and 1 removed, the moved block in a new one"
+    );
+    assert_eq!(store.location(cids[0].hash()).unwrap().unwrap().pack, 4);
+    let check = |store: &PackStore| {
+        for (i, (cid, data)) in cids.iter().zip(&blocks).enumerate() {
+            let expected = (!deleted.contains(&i)).then(|| data.clone());
+            assert_eq!(store.get(cid).unwrap(), expected, "block {i}");
+        }
+    };
+    check(&store);
+    assert_eq!(
+        store.compact().unwrap().packs_removed,
+        0,
+        "nothing left to do"
+    );
+
+    drop((_db, store));
+    let (_db, store) = open(dir.path(), 100_000);
+    check(&store);
+}
+
+#[test]
+fn compaction_of_a_mostly_dead_current_pack_moves_its_appends_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, store) = open(dir.path(), 1 << 20);
+    let gone = put(&store, &bytes(100_000, 1));
+    let kept = bytes(10_000, 2);
+    let kept_cid = put(&store, &kept);
+    store.delete(&gone).unwrap();
+    let report = store.compact().unwrap();
+    assert_eq!((report.packs_removed, report.blocks_moved), (1, 1));
+    assert_eq!(report.reclaimed_bytes, 100_000);
+    assert_eq!(pack_sizes(&store), vec![(1, 10_000)]);
+    assert_eq!(store.get(&kept_cid).unwrap(), Some(kept));
+    let later = bytes(5_000, 3);
+    assert_eq!(store.get(&put(&store, &later)).unwrap(), Some(later));
+}
+
+/// Index entries power loss could leave behind: each reads as corrupt and is removed.
+#[test]
+fn index_entries_pointing_at_nothing_are_corrupt_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, store) = open(dir.path(), 1 << 20);
+    put(&store, &bytes(70_000, 1));
+    let bad_entries: [(&str, Vec<u8>); 5] = [
+        ("past the end", enc(0, 60_000, 70_000)),
+        ("far past the end", enc(0, u64::MAX - 10, 70_000)),
+        ("over the block limit", enc(0, 0, u32::MAX)),
+        ("in a missing pack", enc(7, 0, 70_000)),
+        ("of the wrong width", vec![1, 2, 3]),
+    ];
+    for (seed, (what, entry)) in (10..).zip(bad_entries) {
+        let cid = block_cid(CODEC_RAW, 1, &bytes(70_000, seed));
+        store.index.insert(cid.hash().to_bytes(), entry).unwrap();
+        let err = store.get(&cid).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{what}: {err}");
+        assert!(!store.has(&cid).unwrap(), "{what}: entry removed");
+    }
+}
+
+fn enc(pack: u32, offset: u64, len: u32) -> Vec<u8> {
+    Location { pack, offset, len }.encode().to_vec()
+}
+
+#[test]
+fn reopen_keeps_flushed_blocks_and_appends_after_a_partial_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = bytes(80_000, 1);
+    let cid = {
+        let (_db, store) = open(dir.path(), 1 << 20);
+        let cid = put(&store, &first);
+        store.flush().unwrap();
+        cid
+    };
+    // What a process killed mid-append leaves: bytes no index entry points at.
+    let pack = dir.path().join("blobs/00000000.pack");
+    OpenOptions::new()
+        .append(true)
+        .open(&pack)
+        .unwrap()
+        .write_all(&[0xab; 1234])
+        .unwrap();
+
+    let (_db, store) = open(dir.path(), 1 << 20);
+    assert_eq!(store.get(&cid).unwrap(), Some(first));
+    let second = bytes(90_000, 2);
+    let cid2 = put(&store, &second);
+    let at = store.location(cid2.hash()).unwrap().unwrap();
+    assert_eq!(
+        (at.pack, at.offset),
+        (0, 81_234),
+        "appends continue the last pack"
+    );
+    assert_eq!(store.get(&cid2).unwrap(), Some(second));
+    assert_eq!(store.stat().unwrap().blocks, 2);
+}
+
+#[test]
+fn concurrent_puts_from_four_threads_land_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, store) = open(dir.path(), 1 << 20);
+    let store = Arc::new(store);
+    let own: Vec<Vec<Vec<u8>>> = (0..4)
+        .map(|t| (0..25).map(|i| bytes(70_000, t * 100 + i)).collect())
+        .collect();
+    let shared: Vec<Vec<u8>> = (0..10).map(|i| bytes(70_000, 1000 + i)).collect();
+    std::thread::scope(|scope| {
+        for blocks in &own {
+            let (store, shared) = (Arc::clone(&store), &shared);
+            scope.spawn(move || {
+                for data in blocks.iter().chain(shared) {
+                    put(&store, data);
+                }
+            });
+        }
+    });
+    store.flush().unwrap();
+    let all: Vec<&Vec<u8>> = own.iter().flatten().chain(&shared).collect();
+    assert_eq!(store.stat().unwrap().blocks, all.len() as u64);
+    let on_disk: u64 = pack_sizes(&store).iter().map(|(_, size)| size).sum();
+    assert_eq!(
+        on_disk,
+        70_000 * all.len() as u64,
+        "each block appended once"
+    );
+    for data in all {
+        let cid = block_cid(CODEC_RAW, 1, data);
+        assert_eq!(store.get(&cid).unwrap().as_ref(), Some(data));
+    }
+}
