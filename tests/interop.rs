@@ -19,8 +19,9 @@ use serde_json::{Value, json};
 
 /// Helia's start (module loading included) and each command's answer.
 const HELIA_TIMEOUT: Duration = Duration::from_secs(120);
-/// A file of several 256 KiB chunks plus a root node.
-const FILE_SIZE: usize = (1 << 20) + 300_000;
+/// Many 256 KiB chunks plus a root node: enough for yamux to grow its window past 1 MiB,
+/// which is what once broke fetching from Helia.
+const FILE_SIZE: usize = (4 << 20) + 300_000;
 
 fn interop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop")
@@ -173,29 +174,34 @@ fn helia_fetches_a_multi_block_file_from_distribute() {
 fn distribute_fetches_a_multi_block_file_from_helia() {
     let daemon = Daemon::start(Node::new(), &[]);
     let mut helia = Helia::start(daemon.node.dir.path());
-    let data = gen_bytes(22, FILE_SIZE);
-    let file = daemon.node.write("for-distribute.bin", &data);
-    let added = helia.call(json!({ "cmd": "add", "path": file }));
-    let cid = added["cid"].as_str().unwrap().to_owned();
-    assert!(cid.starts_with("Qm"), "Kubo-style CIDv0 expected: {added}");
-
     daemon.node.run(&["swarm", "connect", &helia.addr]).ok();
     wait_for("the daemon to list Helia as a peer", HELIA_TIMEOUT, || {
         daemon.node.run(&["peers"]).stdout.contains(&helia.peer_id)
     });
-    let run = daemon.node.run(&["cat", &cid]);
-    assert_eq!(
-        run.code,
-        0,
-        "distribute cat {cid} failed: {}\ndaemon log:\n{}",
-        run.stderr,
-        daemon.log()
-    );
-    assert_same(
-        "Distribute's copy of the Helia file",
-        &run.raw_stdout,
-        &data,
-    );
+    // Several files over one connection: the stream windows grow as they are used.
+    let mut cid = String::new();
+    for seed in 22..25 {
+        let data = gen_bytes(seed, FILE_SIZE);
+        let file = daemon
+            .node
+            .write(&format!("for-distribute-{seed}.bin"), &data);
+        let added = helia.call(json!({ "cmd": "add", "path": file }));
+        cid = added["cid"].as_str().unwrap().to_owned();
+        assert!(cid.starts_with("Qm"), "Kubo-style CIDv0 expected: {added}");
+        let run = daemon.node.run(&["cat", &cid]);
+        assert_eq!(
+            run.code,
+            0,
+            "distribute cat {cid} failed: {}\ndaemon log:\n{}",
+            run.stderr,
+            daemon.log()
+        );
+        assert_same(
+            "Distribute's copy of the Helia file",
+            &run.raw_stdout,
+            &data,
+        );
+    }
     // The fetched blocks were kept: the root is in the store now.
     daemon.node.run(&["block", "stat", &cid]).ok();
 }
