@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, then every unit, property and integration test.
-# Needs only the Rust toolchain; ../shared (vectors, gateway fixtures) must sit beside the repo.
+# Needs the Rust toolchain, and Node.js >= 20 with npm for the Helia interop tests
+# (tests/interop/install.sh: npm ci, skipped when already done); ../shared (vectors, gateway
+# fixtures) must sit beside the repo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/distribute-target}"
 test -d ../shared/vectors || { echo "../shared/vectors is missing: clone the project beside shared/" >&2; exit 1; }
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+bash tests/interop/install.sh
 cargo test --workspace --locked

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod daemon;
+
 use std::path::PathBuf;
 
 use cid::Cid;

@@ -33,6 +33,24 @@ pub const IDENTIFY_PROTOCOL: &str = "/ipfs/id/1.0.0";
 pub const KAD_MAX_PACKET: usize = 4 << 20;
 /// Connections kept open without streams, so bitswap peers stay reachable between fetches.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Per-stream yamux receive window: the spec's default, and far below the 1 MiB largest data
+/// frame yamux accepts.
+const YAMUX_WINDOW: u32 = 256 * 1024;
+
+/// Yamux with a fixed 256 KiB stream receive window.
+///
+/// libp2p-yamux's default (yamux 0.13) auto-tunes a stream's receive window past 1 MiB on a
+/// fast link, yet closes the whole connection on any data frame over 1 MiB. js-libp2p's yamux
+/// (Helia) sends each write as one frame as large as the window allows, so a Helia peer
+/// serving blocks grew our window, sent a 1.5 MiB frame, and the connection died with
+/// `FrameTooLarge` mid-transfer, over and over. The fixed window keeps every frame a peer may
+/// send within the limit. libp2p-yamux exposes this only through its older (0.12) settings.
+fn yamux_config() -> yamux::Config {
+    let mut config = yamux::Config::default();
+    #[allow(deprecated)]
+    config.set_receive_window_size(YAMUX_WINDOW);
+    config
+}
 
 /// What the swarm is built from.
 #[derive(Debug, Clone)]
@@ -134,13 +152,13 @@ pub fn build_swarm(key: Keypair, opts: &SwarmOptions) -> Result<Swarm<Behaviour>
             .with_tcp(
                 tcp::Config::default().nodelay(true),
                 noise::Config::new,
-                yamux::Config::default,
+                yamux_config,
             )
             .map_err(|e| err("tcp")(&e))?
             .with_quic()
             .with_dns()
             .map_err(|e| err("dns")(&e))?
-            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .with_relay_client(noise::Config::new, yamux_config)
             .map_err(|e| err("relay")(&e))?
             .with_behaviour(|key, relay| {
                 behaviour(key, relay, opts).map_err(|e| -> BoxError { Box::new(e) })
@@ -157,13 +175,13 @@ pub fn build_swarm(key: Keypair, opts: &SwarmOptions) -> Result<Swarm<Behaviour>
                         .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
                         .upgrade(upgrade::Version::V1Lazy)
                         .authenticate(noise)
-                        .multiplex(yamux::Config::default()),
+                        .multiplex(yamux_config()),
                 )
             })
             .map_err(|e| err("pnet tcp")(&e))?
             .with_dns()
             .map_err(|e| err("dns")(&e))?
-            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .with_relay_client(noise::Config::new, yamux_config)
             .map_err(|e| err("relay")(&e))?
             .with_behaviour(|key, relay| {
                 behaviour(key, relay, opts).map_err(|e| -> BoxError { Box::new(e) })
