@@ -23,7 +23,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use multibase::Base;
 
-use super::{Keys, Multihash, RawBlocks, StoreError, StoreStat};
+use super::{Keys, Multihash, RawBlocks, StoreError};
 
 /// Contents of the `SHARDING` file, as Kubo writes it.
 pub const SHARDING: &str = "/repo/flatfs/shard/v1/next-to-last/2";
@@ -263,17 +263,6 @@ impl RawBlocks for FlatFsStore {
             return Err(StoreError::io("sync", &self.dir, e));
         }
         Ok(())
-    }
-
-    fn stat_raw(&self) -> Result<StoreStat, StoreError> {
-        let mut stat = StoreStat::default();
-        for mh in self.keys_raw()? {
-            if let Some(size) = self.size_raw(&mh?)? {
-                stat.blocks += 1;
-                stat.bytes += size;
-            }
-        }
-        Ok(stat)
     }
 }
 
