@@ -165,6 +165,16 @@ fn metrics_health_and_ready_are_served() {
     ] {
         assert!(body.contains(name), "{name} missing:\n{body}");
     }
+    // The block-count gauge is sampled every few seconds: the added file's block shows up.
+    wait_for(
+        "distribute_blocks_total to count the added block",
+        Duration::from_secs(60),
+        || {
+            let (_, body) = http_get(port, "/metrics");
+            body.lines()
+                .any(|l| l.starts_with("distribute_blocks_total ") && !l.ends_with(" 0"))
+        },
+    );
     assert_eq!(http_get(port, "/health").0, 200);
     assert_eq!(http_get(port, "/ready").0, 200);
     assert_eq!(http_get(port, "/nope").0, 404);

@@ -44,6 +44,28 @@ pub fn run(global: &GlobalArgs, args: &NodeArgs) -> Result<()> {
     result
 }
 
+/// How often the store's block count is sampled into `distribute_blocks_total`.
+const STORE_SAMPLE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Keep the block-count gauge current. Counting walks the store's index, so it runs off the
+/// async threads and only every [`STORE_SAMPLE_INTERVAL`].
+async fn sample_store(repo: Arc<Repo>, metrics: Metrics) {
+    let mut tick = tokio::time::interval(STORE_SAMPLE_INTERVAL);
+    loop {
+        tick.tick().await;
+        let repo = Arc::clone(&repo);
+        match tokio::task::spawn_blocking(move || repo.blocks().stat()).await {
+            Ok(Ok(stat)) => {
+                metrics
+                    .blocks
+                    .set(i64::try_from(stat.blocks).unwrap_or(i64::MAX));
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "counting stored blocks failed"),
+            Err(_) => return, // runtime shutting down
+        }
+    }
+}
+
 async fn run_async(path: &Path, args: &NodeArgs) -> Result<()> {
     let repo = Arc::new(Repo::open_or_init(path, BlockstoreKind::Sled)?);
     let key = identity::load_or_create(path)?;
@@ -133,6 +155,7 @@ async fn run_async(path: &Path, args: &NodeArgs) -> Result<()> {
         interval: Duration::from_secs(args.reprovide_interval.max(60)),
     };
     tokio::spawn(announcer.run(changed_rx, full_rx));
+    tokio::spawn(sample_store(Arc::clone(&repo), metrics.clone()));
     tokio::spawn(bootstrap(client.clone(), args.bootstrap.clone(), full_tx));
 
     wait_for_signal().await?;
