@@ -5,7 +5,7 @@ use std::io::Read;
 use anyhow::{Context, Result, bail};
 
 use super::args::BlockCommand;
-use super::output::{Ctx, cid_arg};
+use super::output::{Ctx, cid_arg, cid_args};
 use crate::content::cid::{CODEC_DAG_PB, CODEC_RAW, block_cid};
 use crate::content::dagpb::PbNode;
 use crate::store::MAX_BLOCK_SIZE;
@@ -58,10 +58,7 @@ pub(super) fn run(ctx: &mut Ctx<'_>, cmd: BlockCommand) -> Result<()> {
             ctx.line(format_args!("Size: {size}"))?;
         }
         BlockCommand::Rm { cids } => {
-            let cids = cids
-                .iter()
-                .map(|c| cid_arg(c))
-                .collect::<Result<Vec<_>>>()?;
+            let cids = cid_args(&cids)?;
             for cid in &cids {
                 if !matches!(
                     repo.pins().is_pinned(repo.blocks(), cid)?,

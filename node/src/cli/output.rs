@@ -61,6 +61,11 @@ pub(super) fn cid_arg(input: &str) -> Result<Cid> {
     Ok(parse_cid_arg(input)?)
 }
 
+/// Parse every CID argument, failing on the first that is not one.
+pub(super) fn cid_args(inputs: &[String]) -> Result<Vec<Cid>> {
+    inputs.iter().map(|a| cid_arg(a)).collect()
+}
+
 pub(super) fn path_arg(input: &str) -> Result<IpfsPath> {
     Ok(IpfsPath::parse(input)?)
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use anyhow::{Result, bail};
 
 use super::args::{PinArgs, PinCommand, PinListKind};
-use super::output::{Ctx, cid_arg};
+use super::output::{Ctx, cid_args};
 use crate::store::pins::{PinMode, PinStatus};
 use crate::store::walk::walk_dag;
 
@@ -20,10 +20,7 @@ pub(super) fn run(ctx: &mut Ctx<'_>, a: PinArgs) -> Result<()> {
 }
 
 fn add(ctx: &mut Ctx<'_>, args: &[String], recursive: bool) -> Result<()> {
-    let cids = args
-        .iter()
-        .map(|a| cid_arg(a))
-        .collect::<Result<Vec<_>>>()?;
+    let cids = cid_args(args)?;
     let repo = ctx.repo;
     for cid in &cids {
         if recursive {
@@ -58,10 +55,7 @@ fn add(ctx: &mut Ctx<'_>, args: &[String], recursive: bool) -> Result<()> {
 }
 
 fn rm(ctx: &mut Ctx<'_>, args: &[String]) -> Result<()> {
-    let cids = args
-        .iter()
-        .map(|a| cid_arg(a))
-        .collect::<Result<Vec<_>>>()?;
+    let cids = cid_args(args)?;
     let repo = ctx.repo;
     for cid in &cids {
         if repo.pins().get(cid)?.is_none() {
@@ -79,10 +73,7 @@ fn rm(ctx: &mut Ctx<'_>, args: &[String]) -> Result<()> {
 }
 
 fn ls(ctx: &mut Ctx<'_>, kind: PinListKind, quiet: bool, args: &[String]) -> Result<()> {
-    let wanted = args
-        .iter()
-        .map(|a| cid_arg(a))
-        .collect::<Result<Vec<_>>>()?;
+    let wanted = cid_args(args)?;
     let repo = ctx.repo;
     let mut print = |cid: &cid::Cid, label: &str| {
         if quiet {

@@ -33,6 +33,7 @@ use ::sled::{Db, IVec, Tree};
 
 pub use compact::CompactReport;
 
+use super::sled::{multihash_keys, sled_err};
 use super::{Keys, MAX_BLOCK_SIZE, Multihash, RawBlocks, StoreError, StoreStat};
 
 /// Name of the tree mapping multihashes to their [`Location`].
@@ -103,10 +104,6 @@ pub struct PackStore {
     removal: RwLock<()>,
     /// One compaction at a time.
     compacting: Mutex<()>,
-}
-
-fn sled_err(op: &'static str) -> impl Fn(::sled::Error) -> StoreError {
-    move |source| StoreError::Sled { op, source }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -367,14 +364,7 @@ impl RawBlocks for PackStore {
     }
 
     fn keys_raw(&self) -> Result<Keys<'_>, StoreError> {
-        let keys = self.index.iter().keys().map(|key| {
-            let key = key.map_err(sled_err("list blocks"))?;
-            Multihash::from_bytes(&key).map_err(|e| StoreError::BadKey {
-                key: format!("{key:02x?}"),
-                reason: e.to_string(),
-            })
-        });
-        Ok(Box::new(keys))
+        Ok(multihash_keys(&self.index))
     }
 
     fn flush_raw(&self) -> Result<(), StoreError> {

@@ -34,8 +34,19 @@ pub struct SledStore {
     chunks: Tree,
 }
 
-fn sled_err(op: &'static str) -> impl Fn(::sled::Error) -> StoreError {
+pub(super) fn sled_err(op: &'static str) -> impl Fn(::sled::Error) -> StoreError {
     move |source| StoreError::Sled { op, source }
+}
+
+/// Every key of a sled tree keyed by multihash bytes (the block trees of sled and pack stores).
+pub(super) fn multihash_keys(tree: &::sled::Tree) -> Keys<'_> {
+    Box::new(tree.iter().keys().map(|key| {
+        let key = key.map_err(sled_err("list blocks"))?;
+        Multihash::from_bytes(&key).map_err(|e| StoreError::BadKey {
+            key: format!("{key:02x?}"),
+            reason: e.to_string(),
+        })
+    }))
 }
 
 fn chunk_key(mh: &[u8], index: usize) -> Vec<u8> {
@@ -153,14 +164,7 @@ impl RawBlocks for SledStore {
     }
 
     fn keys_raw(&self) -> Result<Keys<'_>, StoreError> {
-        let keys = self.sizes.iter().keys().map(|key| {
-            let key = key.map_err(sled_err("list blocks"))?;
-            Multihash::from_bytes(&key).map_err(|e| StoreError::BadKey {
-                key: format!("{key:02x?}"),
-                reason: e.to_string(),
-            })
-        });
-        Ok(Box::new(keys))
+        Ok(multihash_keys(&self.sizes))
     }
 
     fn flush_raw(&self) -> Result<(), StoreError> {
