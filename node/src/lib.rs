@@ -17,6 +17,7 @@
 
 pub mod car;
 pub mod cli;
+pub mod cluster;
 pub mod content;
 pub mod daemon;
 pub mod fsimport;

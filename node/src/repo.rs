@@ -308,6 +308,11 @@ impl Repo {
         &self.pins
     }
 
+    /// The metadata database, for subsystems that keep their own trees (the cluster pinset).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// Make every block and pin written so far survive a crash.
     pub fn flush(&self) -> Result<(), RepoError> {
         self.blocks.flush()?;

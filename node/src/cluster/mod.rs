@@ -1,0 +1,16 @@
+//! Cluster pinning and replication: nodes sharing a secret keep every cluster pin on its
+//! replication factor's worth of members, with no coordinator.
+//!
+//! Pure parts: [`pinset`] (the replicated pinset CRDT and its clock), [`allocation`]
+//! (weighted rendezvous hashing across zones), [`membership`] (heartbeats → alive, leaving,
+//! down), [`status`] (per-pin aggregation, the release rule), [`core`] (one node's whole view
+//! and the tracker's plan). I/O parts: [`wire`] (authenticated frames), [`store`] (sled trees),
+//! [`service`] (heartbeats, anti-entropy, the pin tracker, drains).
+
+pub mod allocation;
+pub mod core;
+pub mod membership;
+pub mod pinset;
+pub mod status;
+pub mod store;
+pub mod wire;

@@ -1,0 +1,285 @@
+//! The replicated cluster pinset: a state-based CRDT every member holds a full copy of.
+//!
+//! [`Pinset`] maps each CID (as text) to an [`Entry`]: the pin's [`PinSpec`], or `None` for a
+//! removal (a tombstone, so a late copy of the pin cannot resurrect it), stamped with a
+//! [`Stamp`] = hybrid logical clock time + the writer's peer ID. [`Pinset::merge`] keeps, per
+//! key, the larger entry (stamp first, then content, so even equal stamps resolve the same way
+//! everywhere): a last-writer-wins map, which makes merge commutative, associative and
+//! idempotent (property-tested below). Drains (`cluster drain <peer>`) are a second LWW map of
+//! the same shape, so every member learns that a peer is being emptied.
+//!
+//! [`Clock`] issues stamps that never go backwards and always exceed any stamp seen, so a
+//! write made after seeing another write wins over it even with skewed wall clocks.
+//! [`Pinset::digest`] is the anti-entropy fingerprint compared in heartbeats.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// When and by whom an entry was written. Ordered by time, then peer ID.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Stamp {
+    /// Hybrid logical clock: milliseconds since the epoch, bumped past anything seen.
+    pub time: u64,
+    pub peer: String,
+}
+
+/// What a pin asks of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PinSpec {
+    pub name: String,
+    pub replication_min: u32,
+    pub replication_max: u32,
+    /// Cumulative DAG size when the pinning node had it; `None` when it did not.
+    pub size: Option<u64>,
+    /// Milliseconds since the epoch.
+    pub created_ms: u64,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// One key's current value: `pin == None` is a removal.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Entry {
+    pub stamp: Stamp,
+    pub pin: Option<PinSpec>,
+}
+
+/// One drain flag: `draining == false` cancels an earlier drain.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DrainEntry {
+    pub stamp: Stamp,
+    pub draining: bool,
+}
+
+/// The whole replicated state (or a delta of it: any subset merges the same way).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pinset {
+    pub pins: BTreeMap<String, Entry>,
+    pub drains: BTreeMap<String, DrainEntry>,
+}
+
+/// Keep the larger of two values under `key`; true when `map` changed.
+fn lww<V: Ord + Clone>(map: &mut BTreeMap<String, V>, key: &str, value: &V) -> bool {
+    match map.get_mut(key) {
+        Some(current) if *current >= *value => false,
+        Some(current) => {
+            *current = value.clone();
+            true
+        }
+        None => {
+            map.insert(key.to_owned(), value.clone());
+            true
+        }
+    }
+}
+
+impl Pinset {
+    /// Merge one pin entry; true when it changed our state.
+    pub fn merge_pin(&mut self, cid: &str, entry: &Entry) -> bool {
+        lww(&mut self.pins, cid, entry)
+    }
+
+    /// Merge one drain entry; true when it changed our state.
+    pub fn merge_drain(&mut self, peer: &str, entry: &DrainEntry) -> bool {
+        lww(&mut self.drains, peer, entry)
+    }
+
+    /// Merge `other` into `self`; returns the CIDs whose pin entry changed and whether any
+    /// drain changed.
+    pub fn merge(&mut self, other: &Pinset) -> (Vec<String>, bool) {
+        let changed = other
+            .pins
+            .iter()
+            .filter(|(cid, entry)| self.merge_pin(cid, entry))
+            .map(|(cid, _)| cid.clone())
+            .collect();
+        let mut drains = false;
+        for (peer, entry) in &other.drains {
+            drains |= self.merge_drain(peer, entry);
+        }
+        (changed, drains)
+    }
+
+    /// The pins that are not removed.
+    pub fn live(&self) -> impl Iterator<Item = (&str, &PinSpec)> {
+        self.pins
+            .iter()
+            .filter_map(|(cid, e)| e.pin.as_ref().map(|p| (cid.as_str(), p)))
+    }
+
+    pub fn get(&self, cid: &str) -> Option<&PinSpec> {
+        self.pins.get(cid).and_then(|e| e.pin.as_ref())
+    }
+
+    pub fn is_draining(&self, peer: &str) -> bool {
+        self.drains.get(peer).is_some_and(|d| d.draining)
+    }
+
+    /// The largest stamp time in the set, so a restarted node's clock starts past it.
+    pub fn max_time(&self) -> u64 {
+        let pins = self.pins.values().map(|e| e.stamp.time);
+        let drains = self.drains.values().map(|e| e.stamp.time);
+        pins.chain(drains).max().unwrap_or(0)
+    }
+
+    /// Fingerprint of the whole state: equal digests mean equal sets.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut hash = Sha256::new();
+        for (cid, e) in &self.pins {
+            hash.update(cid.as_bytes());
+            hash.update([0]);
+            hash.update(e.stamp.time.to_be_bytes());
+            hash.update(e.stamp.peer.as_bytes());
+            // Content too: equal stamps with different content must not look equal.
+            hash.update(serde_json::to_vec(&e.pin).unwrap_or_default());
+            hash.update([0]);
+        }
+        hash.update([0xff]);
+        for (peer, d) in &self.drains {
+            hash.update(peer.as_bytes());
+            hash.update([0]);
+            hash.update(d.stamp.time.to_be_bytes());
+            hash.update(d.stamp.peer.as_bytes());
+            hash.update([u8::from(d.draining), 0]);
+        }
+        hash.finalize().into()
+    }
+}
+
+/// Hybrid logical clock of one node.
+#[derive(Debug, Clone)]
+pub struct Clock {
+    peer: String,
+    last: u64,
+}
+
+impl Clock {
+    pub fn new(peer: String, seen: u64) -> Self {
+        Self { peer, last: seen }
+    }
+
+    /// A stamp past every stamp issued or observed so far, and not behind `now_ms`.
+    pub fn stamp(&mut self, now_ms: u64) -> Stamp {
+        self.last = now_ms.max(self.last.saturating_add(1));
+        Stamp {
+            time: self.last,
+            peer: self.peer.clone(),
+        }
+    }
+
+    /// Move past a stamp seen from another node.
+    pub fn observe(&mut self, time: u64) {
+        self.last = self.last.max(time);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn spec(n: u32) -> PinSpec {
+        PinSpec {
+            name: format!("p{n}"),
+            replication_min: n,
+            replication_max: n,
+            size: None,
+            created_ms: 0,
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    fn entry() -> impl Strategy<Value = Entry> {
+        // Few distinct times and peers so equal stamps with different content happen.
+        (0u64..4, 0u8..3, proptest::option::of(1u32..4)).prop_map(|(time, peer, pin)| Entry {
+            stamp: Stamp {
+                time,
+                peer: format!("peer{peer}"),
+            },
+            pin: pin.map(spec),
+        })
+    }
+
+    fn pinset() -> impl Strategy<Value = Pinset> {
+        let pins = proptest::collection::btree_map("[a-d]", entry(), 0..5);
+        let drains = proptest::collection::btree_map(
+            "[x-z]",
+            (0u64..4, any::<bool>()).prop_map(|(time, draining)| DrainEntry {
+                stamp: Stamp {
+                    time,
+                    peer: "peer0".into(),
+                },
+                draining,
+            }),
+            0..3,
+        );
+        (pins, drains).prop_map(|(pins, drains)| Pinset { pins, drains })
+    }
+
+    fn merged(a: &Pinset, b: &Pinset) -> Pinset {
+        let mut out = a.clone();
+        out.merge(b);
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn merge_is_commutative(a in pinset(), b in pinset()) {
+            prop_assert_eq!(merged(&a, &b), merged(&b, &a));
+        }
+
+        #[test]
+        fn merge_is_associative(a in pinset(), b in pinset(), c in pinset()) {
+            prop_assert_eq!(merged(&merged(&a, &b), &c), merged(&a, &merged(&b, &c)));
+        }
+
+        #[test]
+        fn merge_is_idempotent(a in pinset(), b in pinset()) {
+            let once = merged(&a, &b);
+            prop_assert_eq!(merged(&once, &b), once.clone());
+            prop_assert_eq!(merged(&a, &a), a);
+        }
+
+        #[test]
+        fn equal_digest_iff_equal_sets(a in pinset(), b in pinset()) {
+            prop_assert_eq!(a.digest() == b.digest(), a == b);
+        }
+
+        #[test]
+        fn delivery_order_does_not_matter(updates in proptest::collection::vec(pinset(), 1..6)) {
+            let mut forward = Pinset::default();
+            for u in &updates { forward.merge(u); }
+            let mut backward = Pinset::default();
+            for u in updates.iter().rev() { backward.merge(u); }
+            prop_assert_eq!(forward, backward);
+        }
+    }
+
+    #[test]
+    fn a_removal_after_the_add_wins_and_a_stale_add_does_not_resurrect() {
+        let mut clock = Clock::new("a".into(), 0);
+        let add = Entry {
+            stamp: clock.stamp(100),
+            pin: Some(spec(3)),
+        };
+        let rm = Entry {
+            stamp: clock.stamp(100), // same wall time: the clock still moves forward
+            pin: None,
+        };
+        let mut set = Pinset::default();
+        assert!(set.merge_pin("x", &rm));
+        assert!(!set.merge_pin("x", &add));
+        assert!(set.get("x").is_none());
+        assert_eq!(set.live().count(), 0);
+    }
+
+    #[test]
+    fn clock_moves_past_observed_stamps() {
+        let mut clock = Clock::new("a".into(), 0);
+        clock.observe(5_000);
+        let s = clock.stamp(1_000); // our wall clock is behind
+        assert_eq!(s.time, 5_001);
+    }
+}
