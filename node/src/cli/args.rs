@@ -81,6 +81,66 @@ pub enum Command {
     Dht(DhtCommand),
     /// Find peers that provide a CID, through the DHT.
     Findprovs(FindprovsArgs),
+    /// Cluster membership, pin status, draining (needs a node run with --cluster-secret-file).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Where a cluster pin is held: CID, size, local copy, pinned, holders.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// List cluster members: peer ID, state, zone, free space, seconds since last heard.
+    Peers,
+    /// Status of one cluster pin, or of all (JSON, as the API returns it).
+    Status { cid: Option<String> },
+    /// Move every pin off a peer (idempotent: run again to see progress).
+    Drain { peer: String },
+    /// Move this node's pins elsewhere, then stop the node.
+    Leave,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    pub cid: String,
+    /// Also list each holder and its state.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Replication options of a cluster pin.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReplicationArgs {
+    /// Copies to keep (sets both the minimum and the maximum).
+    #[arg(long, conflicts_with_all = ["replication_min", "replication_max"])]
+    pub replication: Option<u32>,
+    /// Fewest copies for the pin to count as pinned.
+    #[arg(long)]
+    pub replication_min: Option<u32>,
+    /// Most copies the cluster allocates.
+    #[arg(long)]
+    pub replication_max: Option<u32>,
+    /// A name for the pin.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+impl ReplicationArgs {
+    /// Whether any cluster option was given.
+    pub fn any(&self) -> bool {
+        self.replication.is_some()
+            || self.replication_min.is_some()
+            || self.replication_max.is_some()
+            || self.name.is_some()
+    }
+
+    /// (min, max) as given; `--replication N` is both.
+    pub fn bounds(&self) -> (Option<u32>, Option<u32>) {
+        match self.replication {
+            Some(n) => (Some(n), Some(n)),
+            None => (self.replication_min, self.replication_max),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -123,6 +183,31 @@ pub struct NodeArgs {
     /// Seconds a read may wait for missing blocks from the network.
     #[arg(long, default_value_t = 120)]
     pub fetch_timeout: u64,
+    /// Join the cluster whose shared secret is in this file (nodes with the same secret
+    /// replicate each other's cluster pins).
+    #[arg(long)]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Default copies of a cluster pin.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub replication: u32,
+    /// Failure-domain label; copies of a pin spread across zones first.
+    #[arg(long)]
+    pub zone: Option<String>,
+    /// Seconds without a heartbeat before a member counts as down.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub heartbeat_timeout: u64,
+    /// Seconds a silent member keeps its pins before they are copied elsewhere.
+    #[arg(long, default_value_t = 120)]
+    pub rereplicate_after: u64,
+    /// Seconds a leaving node (SIGTERM, `cluster leave`) waits for its pins to be held elsewhere.
+    #[arg(long, default_value_t = 300)]
+    pub drain_timeout: u64,
+    /// MiB per second the cluster scrub re-hashes (0: no scrub).
+    #[arg(long, default_value_t = 2)]
+    pub scrub_rate: u64,
+    /// Seconds between scrub passes over the cluster pins held here.
+    #[arg(long, default_value_t = 24 * 3600)]
+    pub scrub_interval: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,6 +319,8 @@ pub struct PinArgs {
     pub command: Option<PinCommand>,
     /// CID to pin recursively (same as `pin add`).
     pub cid: Option<String>,
+    #[command(flatten)]
+    pub cluster: ReplicationArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,6 +332,8 @@ pub enum PinCommand {
         /// Pin the whole DAG (false: only the root block).
         #[arg(short, long, default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
         recursive: bool,
+        #[command(flatten)]
+        cluster: ReplicationArgs,
     },
     /// Remove pins.
     Rm {
@@ -259,6 +348,9 @@ pub enum PinCommand {
         /// Print only CIDs.
         #[arg(short, long)]
         quiet: bool,
+        /// List the cluster pinset instead: CID, status, holders/target, name.
+        #[arg(long)]
+        cluster: bool,
         /// Only these CIDs.
         cids: Vec<String>,
     },

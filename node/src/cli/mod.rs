@@ -157,7 +157,9 @@ pub fn execute(ctx: &mut Ctx<'_>, command: Command) -> Result<()> {
         | Command::Peers
         | Command::Swarm(_)
         | Command::Dht(_)
-        | Command::Findprovs(_) => {
+        | Command::Findprovs(_)
+        | Command::Cluster(_)
+        | Command::Status(_) => {
             anyhow::bail!("this command needs the running node; start it with `distribute node`")
         }
     }

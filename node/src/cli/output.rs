@@ -62,7 +62,7 @@ pub(super) fn cid_arg(input: &str) -> Result<Cid> {
 }
 
 /// Parse every CID argument, failing on the first that is not one.
-pub(super) fn cid_args(inputs: &[String]) -> Result<Vec<Cid>> {
+pub(crate) fn cid_args(inputs: &[String]) -> Result<Vec<Cid>> {
     inputs.iter().map(|a| cid_arg(a)).collect()
 }
 

@@ -10,10 +10,28 @@ use crate::store::pins::{PinMode, PinStatus};
 use crate::store::walk::walk_dag;
 
 pub(super) fn run(ctx: &mut Ctx<'_>, a: PinArgs) -> Result<()> {
+    let needs_node = || {
+        bail!(
+            "cluster pins need the running node with --cluster-secret-file; start it with `distribute node`"
+        )
+    };
     match (a.command, a.cid) {
-        (Some(PinCommand::Add { cids, recursive }), _) => add(ctx, &cids, recursive),
+        (Some(PinCommand::Add { cluster, .. }), _) if cluster.any() => needs_node(),
+        (Some(PinCommand::Ls { cluster: true, .. }), _) => needs_node(),
+        (None, Some(_)) if a.cluster.any() => needs_node(),
+        (
+            Some(PinCommand::Add {
+                cids, recursive, ..
+            }),
+            _,
+        ) => add(ctx, &cids, recursive),
         (Some(PinCommand::Rm { cids }), _) => rm(ctx, &cids),
-        (Some(PinCommand::Ls { kind, quiet, cids }), _) => ls(ctx, kind, quiet, &cids),
+        (
+            Some(PinCommand::Ls {
+                kind, quiet, cids, ..
+            }),
+            _,
+        ) => ls(ctx, kind, quiet, &cids),
         (None, Some(cid)) => add(ctx, &[cid], true),
         (None, None) => bail!("pin needs a CID or a subcommand (add, rm, ls)"),
     }

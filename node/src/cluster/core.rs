@@ -259,12 +259,19 @@ impl Core {
                 if due {
                     plan.pin.push(cid.to_owned());
                 }
-            } else if local == Some(LocalState::Pinned)
-                && may_release(me, spec, &alloc, &self.members.reports(cid, now))
-            {
-                plan.release.push(cid.to_owned());
-            } else if matches!(local, Some(LocalState::Queued | LocalState::Failed)) {
-                plan.release.push(cid.to_owned());
+            } else {
+                // Not ours any more: a copy goes once the new holders have it; a pin that
+                // never completed here goes at once.
+                let release = match local {
+                    Some(LocalState::Pinned) => {
+                        may_release(me, spec, &alloc, &self.members.reports(cid, now))
+                    }
+                    Some(LocalState::Queued | LocalState::Failed) => true,
+                    _ => false,
+                };
+                if release {
+                    plan.release.push(cid.to_owned());
+                }
             }
         }
         for (cid, (state, _)) in &self.local {

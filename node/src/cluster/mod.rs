@@ -8,9 +8,17 @@
 //! [`service`] (heartbeats, anti-entropy, the pin tracker, drains).
 
 pub mod allocation;
+pub mod commands;
 pub mod core;
 pub mod membership;
+pub mod metrics;
 pub mod pinset;
+mod scrub;
+pub mod service;
 pub mod status;
 pub mod store;
+mod sync;
+mod tracker;
 pub mod wire;
+
+pub use service::{Cluster, ClusterConfig, ClusterError, ClusterParts};

@@ -109,6 +109,12 @@ impl ClusterStore {
             .collect()
     }
 
+    pub fn is_held(&self, cid: &str) -> Result<bool, ClusterStoreError> {
+        self.held
+            .contains_key(cid.as_bytes())
+            .map_err(sled_err("read"))
+    }
+
     pub fn set_held(&self, cid: &str, held: bool) -> Result<(), ClusterStoreError> {
         if held {
             self.held

@@ -34,6 +34,8 @@ pub struct ApiState {
     pub fetch_timeout: Duration,
     /// Tells the announcer that pins may have changed.
     pub pins_changed: mpsc::Sender<()>,
+    /// The cluster member, when the node runs with `--cluster-secret-file`.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 /// Accept API connections until the task is dropped.
@@ -85,6 +87,10 @@ async fn run(request: Request, state: &Arc<ApiState>, write: &mut OwnedWriteHalf
         Err(e) => bail!("{}", e.to_string().trim_end()),
     };
     let client = &state.client;
+    if let Some(result) = crate::cluster::commands::run(state.cluster.as_ref(), &cli.command).await
+    {
+        return send_out(write, result?.as_bytes()).await;
+    }
     match cli.command {
         Command::Node(_) => bail!("a daemon is already running on this repository"),
         Command::Init(_) => bail!("the repository exists and a running daemon holds it"),

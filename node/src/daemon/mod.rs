@@ -83,11 +83,13 @@ async fn run_async(path: &Path, args: &NodeArgs) -> Result<()> {
     };
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
+    let cluster_metrics = crate::cluster::metrics::ClusterMetrics::register(&mut registry);
     let (client, events, mut listen_rx, control, event_loop) =
         crate::net::new(key, &opts, &listen, metrics.clone())?;
     let peer = client.local_peer_id();
     tracing::info!(%peer, repo = %path.display(), "node starting");
     tokio::spawn(event_loop.run());
+    let cluster_control = control.clone();
     let bitswap = Bitswap::spawn(
         client.clone(),
         control,
@@ -111,12 +113,27 @@ async fn run_async(path: &Path, args: &NodeArgs) -> Result<()> {
         .with_context(|| format!("binding the API socket {}", socket.display()))?;
     let (pins_changed, changed_rx) = mpsc::channel(16);
     let (full_tx, full_rx) = mpsc::channel(4);
+    let cluster = match cluster_config(args)? {
+        Some(config) => {
+            let parts = crate::cluster::ClusterParts {
+                repo: Arc::clone(&repo),
+                client: client.clone(),
+                control: cluster_control,
+                bitswap: bitswap.clone(),
+                metrics: cluster_metrics,
+                pins_changed: pins_changed.clone(),
+            };
+            Some(crate::cluster::Cluster::spawn(config, parts)?)
+        }
+        None => None,
+    };
     let state = Arc::new(api::ApiState {
         repo: Arc::clone(&repo),
         client: client.clone(),
         bitswap,
         fetch_timeout: Duration::from_secs(args.fetch_timeout),
         pins_changed,
+        cluster: cluster.clone(),
     });
     tokio::spawn(api::serve(listener, state));
 
@@ -158,7 +175,25 @@ async fn run_async(path: &Path, args: &NodeArgs) -> Result<()> {
     tokio::spawn(sample_store(Arc::clone(&repo), metrics.clone()));
     tokio::spawn(bootstrap(client.clone(), args.bootstrap.clone(), full_tx));
 
-    wait_for_signal().await?;
+    match &cluster {
+        Some(cluster) => {
+            tokio::select! {
+                signal = wait_for_signal() => signal?,
+                () = cluster.leave_requested() => {}
+            }
+            tracing::info!(
+                "leaving the cluster: waiting for the pins held here to be held elsewhere"
+            );
+            tokio::select! {
+                remaining = cluster.drain_self() => tracing::info!(remaining, "left the cluster"),
+                signal = wait_for_signal() => {
+                    signal?;
+                    tracing::warn!("second signal: stopping without waiting for the drain");
+                }
+            }
+        }
+        None => wait_for_signal().await?,
+    }
     tracing::info!("shutting down");
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(path.join(NODE_FILE));
@@ -167,6 +202,32 @@ async fn run_async(path: &Path, args: &NodeArgs) -> Result<()> {
         tracing::warn!(error = %e, "flushing the repository at shutdown failed");
     }
     Ok(())
+}
+
+/// The cluster settings from the node's flags; `None` without `--cluster-secret-file`.
+fn cluster_config(args: &NodeArgs) -> Result<Option<crate::cluster::ClusterConfig>> {
+    let Some(file) = &args.cluster_secret_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read(file)
+        .with_context(|| format!("reading the cluster secret file {}", file.display()))?;
+    let secret = crate::cluster::wire::Secret::from_file_text(&text).with_context(|| {
+        format!(
+            "the cluster secret file {} is empty; put a long random string in it",
+            file.display()
+        )
+    })?;
+    Ok(Some(crate::cluster::ClusterConfig {
+        secret,
+        zone: args.zone.clone(),
+        replication: args.replication,
+        heartbeat_timeout: Duration::from_secs(args.heartbeat_timeout),
+        rereplicate_after: Duration::from_secs(args.rereplicate_after),
+        drain_timeout: Duration::from_secs(args.drain_timeout),
+        fetch_timeout: Duration::from_secs(args.fetch_timeout),
+        scrub_rate: args.scrub_rate.saturating_mul(1 << 20),
+        scrub_interval: Duration::from_secs(args.scrub_interval.max(1)),
+    }))
 }
 
 /// Dial the bootstrap peers, then bootstrap the DHT and ask for a full announcement.

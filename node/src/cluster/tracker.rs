@@ -1,0 +1,154 @@
+//! The pin tracker: each round (every heartbeat interval, or sooner when something changed)
+//! asks [`super::core::Core::plan`] what to do and does it. Pinning fetches the DAG over
+//! Bitswap from whoever has it (the holders are connected members), checks it is complete,
+//! then pins it locally and remembers it in `cluster_held`; a local pin the user made by hand
+//! is used as is and never removed. Releasing removes only pins this node made for the
+//! cluster; the blocks go at the next `repo gc`. After each round the metrics are refreshed
+//! and pins below target are logged (`replication lag`, at most once a minute per pin).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use cid::Cid;
+
+use super::service::Cluster;
+use super::status::LocalState;
+use crate::store::pins::PinMode;
+use crate::store::walk::walk_dag;
+
+/// Interval between two `replication lag` warnings for one pin.
+const LAG_LOG_EVERY: Duration = Duration::from_secs(60);
+
+impl Cluster {
+    pub(super) async fn track(self) {
+        let interval = self.inner.config.heartbeat_interval();
+        let mut warned: HashMap<String, Instant> = HashMap::new();
+        loop {
+            let _ = tokio::time::timeout(interval, self.inner.changed.notified()).await;
+            let now = Instant::now();
+            let plan = self.core().plan(now);
+            for cid in plan.pin {
+                self.core().set_local(&cid, LocalState::Pinning, None, now);
+                tokio::spawn(self.clone().pin_job(cid));
+            }
+            for cid in plan.release {
+                self.release(&cid).await;
+            }
+            let statuses = self.statuses();
+            self.inner.metrics.update(&statuses);
+            for s in &statuses {
+                if s.pinned < s.replication_max {
+                    let due = warned
+                        .get(&s.cid)
+                        .is_none_or(|t| now.duration_since(*t) >= LAG_LOG_EVERY);
+                    if due {
+                        tracing::warn!(cid = %s.cid, peers = s.pinned, target = s.replication_max, "replication lag");
+                        warned.insert(s.cid.clone(), now);
+                    }
+                } else {
+                    warned.remove(&s.cid);
+                }
+            }
+        }
+    }
+
+    async fn pin_job(self, cid_text: String) {
+        let Ok(_slot) = self.inner.pin_slots.acquire().await else {
+            return;
+        };
+        let result = self.pin_here(&cid_text).await;
+        let now = Instant::now();
+        match result {
+            Ok(()) => {
+                tracing::info!(cid = %cid_text, "cluster pin held here");
+                self.core()
+                    .set_local(&cid_text, LocalState::Pinned, None, now);
+                let _ = self.inner.pins_changed.try_send(());
+            }
+            Err(e) => {
+                tracing::warn!(cid = %cid_text, error = %e, "cluster pin failed here");
+                self.core()
+                    .set_local(&cid_text, LocalState::Failed, Some(e), now);
+            }
+        }
+        self.inner.changed.notify_one();
+    }
+
+    /// Fetch (if needed) and pin `cid` locally.
+    async fn pin_here(&self, cid_text: &str) -> Result<(), String> {
+        let cid: Cid = cid_text
+            .parse()
+            .map_err(|e| format!("bad CID in the pinset: {e}"))?;
+        if !self.dag_complete(cid).await? {
+            self.inner
+                .bitswap
+                .fetch_dag(cid, self.inner.config.fetch_timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !self.dag_complete(cid).await? {
+                return Err("the DAG is still incomplete after fetching".into());
+            }
+        }
+        let repo = std::sync::Arc::clone(&self.inner.repo);
+        let store = self.inner.store.clone();
+        let text = cid_text.to_owned();
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            if repo.pins().get(&cid).map_err(|e| e.to_string())?.is_none() {
+                store.set_held(&text, true).map_err(|e| e.to_string())?;
+                repo.pins()
+                    .add(&cid, PinMode::Recursive)
+                    .map_err(|e| e.to_string())?;
+                repo.flush().map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    /// Whether every block of `cid`'s DAG is here (corrupt blocks are deleted on the way).
+    pub(super) async fn dag_complete(&self, cid: Cid) -> Result<bool, String> {
+        let repo = std::sync::Arc::clone(&self.inner.repo);
+        tokio::task::spawn_blocking(move || {
+            walk_dag(repo.blocks(), &cid, &mut HashSet::new(), |_| true)
+                .map(|r| r.is_complete())
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    /// Drop our copy of `cid` (only the local pin we made for the cluster).
+    async fn release(&self, cid_text: &str) {
+        let was_pinned = self.core().local_state(cid_text) == Some(LocalState::Pinned);
+        let repo = std::sync::Arc::clone(&self.inner.repo);
+        let store = self.inner.store.clone();
+        let text = cid_text.to_owned();
+        let result = tokio::task::spawn_blocking(move || -> Result<bool, String> {
+            let held = store.is_held(&text).map_err(|e| e.to_string())?;
+            if held {
+                if let Ok(cid) = text.parse::<Cid>() {
+                    repo.pins().remove(&cid).map_err(|e| e.to_string())?;
+                    repo.pins().flush().map_err(|e| e.to_string())?;
+                }
+                store.set_held(&text, false).map_err(|e| e.to_string())?;
+            }
+            Ok(held)
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        match result {
+            Ok(held) => {
+                if was_pinned {
+                    tracing::info!(cid = %cid_text, unpinned = held, "cluster copy released here");
+                }
+                self.core().forget_local(cid_text);
+                let _ = self.inner.pins_changed.try_send(());
+            }
+            Err(e) => {
+                tracing::warn!(cid = %cid_text, error = %e, "releasing a cluster copy failed")
+            }
+        }
+    }
+}
