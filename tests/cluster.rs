@@ -1,0 +1,313 @@
+//! Cluster pinning with real `distribute node` processes on loopback sharing a cluster
+//! secret, with short timings (heartbeat timeout 3 s, re-replication after 5 s). Every
+//! condition is polled with a generous deadline; nothing asserts on timing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod kit;
+
+use std::time::Duration;
+
+use kit::daemon::Daemon;
+use kit::{Node, gen_bytes, wait_for};
+
+/// Deadline for a cluster condition (transfers, heartbeats and grace periods on a busy box).
+const CONVERGE: Duration = Duration::from_secs(240);
+
+/// Flags of a test cluster member.
+fn cluster_flags(secret: &str) -> Vec<String> {
+    [
+        "--cluster-secret-file",
+        secret,
+        "--heartbeat-timeout=3",
+        "--rereplicate-after=5",
+        "--drain-timeout=120",
+        "--replication=3",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+struct Cluster {
+    /// `None` for a node that is stopped.
+    nodes: Vec<Option<Daemon>>,
+    secret: tempfile::NamedTempFile,
+    extra: Vec<String>,
+}
+
+impl Cluster {
+    fn start(n: usize, backend: Option<&str>, extra: &[&str]) -> Self {
+        let secret = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(secret.path(), "test cluster secret\n").unwrap();
+        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        let mut cluster = Self {
+            nodes: Vec::new(),
+            secret,
+            extra,
+        };
+        for _ in 0..n {
+            let node = match backend {
+                Some(b) => Node::with_backend(b),
+                None => Node::new(),
+            };
+            let d = cluster.launch(node);
+            cluster.nodes.push(Some(d));
+        }
+        let all = n;
+        for i in 0..n {
+            wait_for(&format!("node {i} to see {all} members"), CONVERGE, || {
+                cluster.run(i, &["cluster", "peers"]).lines().count() == all
+            });
+        }
+        cluster
+    }
+
+    /// Start `node` as a member, bootstrapping from the first running member.
+    fn launch(&self, node: Node) -> Daemon {
+        let mut args = cluster_flags(self.secret.path().to_str().unwrap());
+        args.extend(self.extra.iter().cloned());
+        if let Some(first) = self.nodes.iter().flatten().next() {
+            args.push("--bootstrap".into());
+            args.push(first.addr());
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Daemon::start(node, &refs)
+    }
+
+    fn daemon(&self, i: usize) -> &Daemon {
+        self.nodes[i].as_ref().expect("node is running")
+    }
+
+    fn run(&self, i: usize, args: &[&str]) -> String {
+        self.daemon(i).node.run(args).ok().stdout
+    }
+
+    /// Running nodes that hold a recursive local pin of `cid`.
+    fn holders(&self, cid: &str) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].is_some())
+            .filter(|i| {
+                self.run(*i, &["pin", "ls", "-t", "recursive", "-q"])
+                    .contains(cid)
+            })
+            .collect()
+    }
+
+    fn status(&self, i: usize, cid: &str) -> serde_json::Value {
+        serde_json::from_str(&self.run(i, &["cluster", "status", cid])).unwrap()
+    }
+
+    /// Whether node `i` reports `cid` pinned with `n` holders.
+    fn pinned_by(&self, i: usize, cid: &str, n: u64) -> bool {
+        let s = self.status(i, cid);
+        s["Status"] == "pinned" && s["Pinned"] == n
+    }
+
+    fn kill(&mut self, i: usize) -> Node {
+        let mut d = self.nodes[i].take().unwrap();
+        d.kill();
+        std::mem::replace(&mut d.node, Node::new())
+    }
+
+    fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .flatten()
+            .map(|d| format!("=== {}\n{}", d.peer_id, d.log()))
+            .collect()
+    }
+}
+
+#[test]
+fn five_nodes_keep_three_copies_through_failure_restart_and_leave() {
+    let mut c = Cluster::start(5, None, &[]);
+    let data = gen_bytes(21, 50 << 20);
+    let file = c.daemon(0).node.write("big.bin", &data);
+    let cid = c.daemon(0).node.add(&file, &["--pin=false"]);
+    let out = c.run(0, &["pin", &cid, "--replication", "3", "--name", "big"]);
+    assert!(out.contains("pinned"), "{out}");
+
+    // Replication larger than the cluster: failed with a reason, nothing else disturbed.
+    let small = c
+        .daemon(1)
+        .node
+        .write("small.txt", b"a small file for a large replication");
+    let small_cid = c.daemon(1).node.add(&small, &["--pin=false"]);
+    c.run(1, &["pin", "add", &small_cid, "--replication", "7"]);
+
+    wait_for("the 50 MB pin on exactly 3 nodes, 3/3", CONVERGE, || {
+        c.holders(&cid).len() == 3 && c.pinned_by(4, &cid, 3)
+    });
+    let status = c.run(2, &["status", &cid]);
+    assert!(status.contains(&format!("CID: {cid}")), "{status}");
+    assert!(
+        status.contains(&format!("Size: {}", c.status(2, &cid)["Size"])),
+        "{status}"
+    );
+    assert!(status.contains("Pinned: Yes"), "{status}");
+    assert!(
+        status.contains("Peers: 3 (replication factor: 3/3)"),
+        "{status}"
+    );
+    let verbose = c.run(2, &["status", &cid, "--verbose"]);
+    assert_eq!(verbose.matches(": pinned").count(), 3, "{verbose}");
+
+    wait_for(
+        "the oversized pin to be failed with a reason",
+        CONVERGE,
+        || {
+            let s = c.status(3, &small_cid);
+            s["Status"] == "failed"
+                && s["Error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("replication-min 7"))
+        },
+    );
+    let listed = c.run(3, &["pin", "ls", "--cluster"]);
+    assert!(
+        listed.contains(&cid) && listed.contains(&small_cid),
+        "{listed}"
+    );
+
+    // SIGKILL a holder: after the grace period another node takes over.
+    let holders = c.holders(&cid);
+    let victim = holders[0];
+    let killed = c.kill(victim);
+    let watcher = (0..5).find(|i| *i != victim).unwrap();
+    wait_for(
+        "a new third holder after the grace period",
+        CONVERGE,
+        || c.holders(&cid).len() == 3 && c.pinned_by(watcher, &cid, 3),
+    );
+    let replaced = c.holders(&cid);
+    assert!(!replaced.contains(&victim));
+
+    // The killed node comes back: no fourth permanent copy.
+    let restarted = c.launch(killed);
+    c.nodes[victim] = Some(restarted);
+    wait_for(
+        "exactly 3 holders again after the restart",
+        CONVERGE,
+        || c.holders(&cid).len() == 3 && c.pinned_by(watcher, &cid, 3),
+    );
+    wait_for("the returning node to be a live member", CONVERGE, || {
+        let peers = c.run(watcher, &["cluster", "peers"]);
+        peers.lines().filter(|l| l.contains("\talive\t")).count() == 5
+    });
+
+    // Graceful leave (SIGTERM) of a holder: 3 copies throughout, clean exit.
+    let leaver = c.holders(&cid)[0];
+    let observer = (0..5).find(|i| *i != leaver).unwrap();
+    let mut leaving = c.nodes[leaver].take().unwrap();
+    let stopper = std::thread::spawn(move || {
+        leaving.stop(); // asserts exit status 0
+        leaving
+    });
+    while !stopper.is_finished() {
+        let s = c.status(observer, &cid);
+        assert!(
+            s["Pinned"].as_u64().unwrap() >= 3,
+            "fell below 3 copies while a holder left: {s}\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let left = stopper.join().unwrap();
+    assert!(left.log().contains("left the cluster"), "{}", left.log());
+    wait_for("3/3 on the remaining nodes", CONVERGE, || {
+        c.holders(&cid).len() == 3 && c.pinned_by(observer, &cid, 3)
+    });
+    let fetched = c.daemon(observer).node.cat(&cid);
+    assert!(fetched == data, "the cluster copy is the original");
+}
+
+#[test]
+fn scrub_repairs_a_corrupt_block_from_a_holder() {
+    let c = Cluster::start(
+        3,
+        Some("flatfs"),
+        &["--scrub-interval=1", "--scrub-rate=64"],
+    );
+    let data = gen_bytes(33, 3 << 20);
+    let file = c.daemon(0).node.write("f.bin", &data);
+    let cid = c.daemon(0).node.add(&file, &["--pin=false"]);
+    c.run(0, &["pin", &cid, "--replication", "3"]);
+    wait_for("3/3", CONVERGE, || c.pinned_by(1, &cid, 3));
+
+    // Flip a byte in the largest block file of node 2.
+    let blocks = c.daemon(2).node.repo().join("blocks");
+    let mut files: Vec<_> = walk(&blocks)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "data"))
+        .collect();
+    files.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
+    let victim = files.pop().unwrap();
+    let original = std::fs::read(&victim).unwrap();
+    let mut bad = original.clone();
+    bad[original.len() / 2] ^= 0xff;
+    std::fs::write(&victim, &bad).unwrap();
+
+    wait_for("the scrub to restore the block", CONVERGE, || {
+        std::fs::read(&victim).is_ok_and(|now| now == original)
+    });
+    assert!(
+        c.daemon(2).log().contains("scrub repaired"),
+        "{}",
+        c.daemon(2).log()
+    );
+}
+
+#[test]
+fn a_node_without_the_secret_cannot_join_or_inject_pins() {
+    let c = Cluster::start(2, None, &[]);
+    let outsider_secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(outsider_secret.path(), "another secret").unwrap();
+    let outsider = Daemon::start(
+        Node::new(),
+        &[
+            "--cluster-secret-file",
+            outsider_secret.path().to_str().unwrap(),
+            "--heartbeat-timeout=3",
+            "--bootstrap",
+            &c.daemon(0).addr(),
+        ],
+    );
+    let f = outsider.node.write("x.txt", b"outsider content");
+    let cid = outsider.node.add(&f, &["--pin=false"]);
+    outsider.node.run(&["pin", &cid, "--replication", "1"]).ok();
+    // The outsider is connected (it bootstrapped from node 0) yet stays out of the cluster.
+    wait_for("the outsider to be connected", CONVERGE, || {
+        c.run(0, &["peers"]).contains(&outsider.peer_id)
+    });
+    // A member's pin made after the outsider's reaches node 0; the outsider's never does.
+    let g = c.daemon(1).node.write("y.txt", b"member content");
+    let member_cid = c.daemon(1).node.add(&g, &["--pin=false"]);
+    c.run(1, &["pin", &member_cid, "--replication", "1"]);
+    wait_for("the member's later pin to reach node 0", CONVERGE, || {
+        c.run(0, &["pin", "ls", "--cluster"]).contains(&member_cid)
+    });
+    let peers = c.run(0, &["cluster", "peers"]);
+    assert!(!peers.contains(&outsider.peer_id), "{peers}");
+    let pins = c.run(0, &["pin", "ls", "--cluster"]);
+    assert!(!pins.contains(&cid), "{pins}");
+    let bad = c.daemon(0).node.run(&["pin", &cid, "--replication", "0"]);
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr.contains("replication-min must be at least 1"),
+        "{bad:?}"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
