@@ -94,8 +94,10 @@ impl Cluster {
             .collect()
     }
 
+    /// Null until the node has heard of the pin.
     fn status(&self, i: usize, cid: &str) -> serde_json::Value {
-        serde_json::from_str(&self.run(i, &["cluster", "status", cid])).unwrap()
+        let out = self.daemon(i).node.run(&["cluster", "status", cid]);
+        serde_json::from_str(&out.stdout).unwrap_or_default()
     }
 
     /// Whether node `i` reports `cid` pinned with `n` holders.
@@ -310,4 +312,105 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Partition a 4-node cluster into {0,1} and {2,3} (network namespaces, blackhole routes):
+/// both sides keep serving and take new pins; after healing every pin is everywhere.
+#[test]
+fn pins_made_on_both_sides_of_a_partition_are_everywhere_after_healing() {
+    let Some(net) = kit::netns::Netns::create(4) else {
+        eprintln!("SKIPPED: network namespaces unavailable here (needs root and iproute2)");
+        return;
+    };
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "partition secret").unwrap();
+    let flags: Vec<String> = cluster_flags(secret.path().to_str().unwrap())
+        .into_iter()
+        .map(|f| {
+            if f == "--replication=3" {
+                "--replication=2".into()
+            } else {
+                f
+            }
+        })
+        .collect();
+    let mut nodes: Vec<kit::netns::NsDaemon> = Vec::new();
+    for i in 0..4 {
+        let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let boot;
+        if let Some(first) = nodes.first() {
+            boot = first.addr.clone();
+            args.push("--bootstrap");
+            args.push(&boot);
+        }
+        nodes.push(net.start(i, Node::new(), &args));
+    }
+    let run = |i: usize, args: &[&str]| nodes[i].node.run(args).ok().stdout;
+    // Null until the node has heard of the pin.
+    let status = |i: usize, cid: &str| -> serde_json::Value {
+        let out = nodes[i].node.run(&["cluster", "status", cid]);
+        serde_json::from_str(&out.stdout).unwrap_or_default()
+    };
+    let pinned_2 = |i: usize, cid: &str| {
+        let s = status(i, cid);
+        s["Status"] == "pinned" && s["Pinned"] == 2
+    };
+    for i in 0..4 {
+        wait_for(&format!("node {i} to see 4 members"), CONVERGE, || {
+            run(i, &["cluster", "peers"]).matches("\talive\t").count() == 4
+        });
+    }
+    let add = |i: usize, seed: u64| {
+        let f = nodes[i]
+            .node
+            .write(&format!("f{seed}"), &gen_bytes(seed, 1 << 20));
+        let cid = nodes[i].node.add(&f, &["--pin=false"]);
+        run(i, &["pin", &cid]);
+        cid
+    };
+    let before = add(0, 1);
+    wait_for("the first pin at 2/2", CONVERGE, || pinned_2(3, &before));
+
+    net.partition(&[0, 1], &[2, 3], true);
+    for i in [0, 2] {
+        wait_for("the other side to be down", CONVERGE, || {
+            run(i, &["cluster", "peers"]).matches("\tdown\t").count() == 2
+        });
+    }
+    // Both sides keep serving what they hold.
+    for i in 0..4 {
+        let held = run(i, &["pin", "ls", "-t", "recursive", "-q"]);
+        if held.contains(&before) {
+            assert_eq!(nodes[i].node.cat(&before), gen_bytes(1, 1 << 20));
+        }
+    }
+    let left = add(0, 2);
+    let right = add(2, 3);
+    wait_for("the left pin at 2/2 on the left", CONVERGE, || {
+        pinned_2(1, &left)
+    });
+    wait_for("the right pin at 2/2 on the right", CONVERGE, || {
+        pinned_2(3, &right)
+    });
+    assert!(!run(2, &["pin", "ls", "--cluster"]).contains(&left));
+
+    net.partition(&[0, 1], &[2, 3], false);
+    for i in 0..4 {
+        wait_for(
+            &format!("node {i} to list every pin at 2/2"),
+            CONVERGE,
+            || [&before, &left, &right].iter().all(|c| pinned_2(i, c)),
+        );
+    }
+    let holders = |cid: &str| {
+        (0..4)
+            .filter(|i| run(*i, &["pin", "ls", "-t", "recursive", "-q"]).contains(cid))
+            .count()
+    };
+    for cid in [&before, &left, &right] {
+        wait_for("exactly 2 copies after healing", CONVERGE, || {
+            holders(cid) == 2
+        });
+    }
+    drop(nodes);
 }
