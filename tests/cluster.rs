@@ -378,10 +378,14 @@ fn pins_made_on_both_sides_of_a_partition_are_everywhere_after_healing() {
         });
     }
     // Both sides keep serving what they hold.
-    for i in 0..4 {
-        let held = run(i, &["pin", "ls", "-t", "recursive", "-q"]);
+    for d in &nodes {
+        let held = d
+            .node
+            .run(&["pin", "ls", "-t", "recursive", "-q"])
+            .ok()
+            .stdout;
         if held.contains(&before) {
-            assert_eq!(nodes[i].node.cat(&before), gen_bytes(1, 1 << 20));
+            assert_eq!(d.node.cat(&before), gen_bytes(1, 1 << 20));
         }
     }
     let left = add(0, 2);
