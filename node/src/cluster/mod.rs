@@ -12,6 +12,7 @@ pub mod commands;
 pub mod core;
 pub mod membership;
 pub mod metrics;
+pub mod pinning_service;
 pub mod pinset;
 mod scrub;
 pub mod service;

@@ -110,6 +110,8 @@ pub(super) struct Inner {
     pub(super) metrics: ClusterMetrics,
     /// Wakes the tracker when the pinset, membership or a local state changed.
     pub(super) changed: Notify,
+    /// Sends a heartbeat now (our own pin states changed), not at the next tick.
+    pub(super) beat_now: Notify,
     /// Set once `leave` is asked for; the daemon waits on it.
     pub(super) leave: Notify,
     /// Bounds concurrent pin jobs.
@@ -186,6 +188,7 @@ impl Cluster {
                 config,
                 metrics: parts.metrics,
                 changed: Notify::new(),
+                beat_now: Notify::new(),
                 leave: Notify::new(),
                 pin_slots: Semaphore::new(PIN_SLOTS),
                 pins_changed: parts.pins_changed,
@@ -222,6 +225,18 @@ impl Cluster {
         max: Option<u32>,
         name: Option<String>,
     ) -> Result<(), ClusterError> {
+        self.pin_with(cid, min, max, name, None).await
+    }
+
+    /// [`Cluster::pin`] with metadata (`None` keeps what an earlier pin of the CID had).
+    pub async fn pin_with(
+        &self,
+        cid: &Cid,
+        min: Option<u32>,
+        max: Option<u32>,
+        name: Option<String>,
+        metadata: Option<std::collections::BTreeMap<String, String>>,
+    ) -> Result<(), ClusterError> {
         let (min, max) = replication(min, max, self.inner.config.replication)?;
         let repo = Arc::clone(&self.inner.repo);
         let root = *cid;
@@ -231,11 +246,12 @@ impl Cluster {
         let text = cid.to_string();
         let entry = {
             let mut core = self.core();
-            let (created_ms, metadata) = core
+            let (created_ms, old_metadata) = core
                 .pinset()
                 .get(&text)
                 .map(|p| (p.created_ms, p.metadata.clone()))
                 .unwrap_or_else(|| (now_ms(), Default::default()));
+            let metadata = metadata.unwrap_or(old_metadata);
             let spec = PinSpec {
                 name: name.unwrap_or_default(),
                 replication_min: min,
@@ -357,6 +373,7 @@ impl Cluster {
     pub fn leave(&self) {
         self.core().me.leaving = true;
         self.inner.changed.notify_one();
+        self.inner.beat_now.notify_one();
         self.inner.leave.notify_one();
     }
 

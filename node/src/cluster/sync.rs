@@ -214,7 +214,10 @@ impl Cluster {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut round: u64 = 0;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = self.inner.beat_now.notified() => {}
+            }
             round += 1;
             if round % 20 == 1 {
                 let path = self.inner.repo.path().to_owned();

@@ -72,6 +72,7 @@ impl Cluster {
             }
         }
         self.inner.changed.notify_one();
+        self.inner.beat_now.notify_one();
     }
 
     /// Fetch (if needed) and pin `cid` locally.
