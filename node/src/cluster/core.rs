@@ -82,8 +82,7 @@ impl Core {
             stamp: self.clock.stamp(now_ms),
             pin: Some(spec),
         };
-        self.pinset.merge_pin(cid, &entry);
-        self.digest = self.pinset.digest();
+        self.pinset.merge_pin_tracked(cid, &entry, &mut self.digest);
         entry
     }
 
@@ -94,8 +93,7 @@ impl Core {
             stamp: self.clock.stamp(now_ms),
             pin: None,
         };
-        self.pinset.merge_pin(cid, &entry);
-        self.digest = self.pinset.digest();
+        self.pinset.merge_pin_tracked(cid, &entry, &mut self.digest);
         Some(entry)
     }
 
@@ -105,8 +103,8 @@ impl Core {
             stamp: self.clock.stamp(now_ms),
             draining,
         };
-        self.pinset.merge_drain(peer, &entry);
-        self.digest = self.pinset.digest();
+        self.pinset
+            .merge_drain_tracked(peer, &entry, &mut self.digest);
         entry
     }
 
@@ -115,17 +113,14 @@ impl Core {
         self.clock.observe(other.max_time());
         let mut delta = Pinset::default();
         for (cid, e) in &other.pins {
-            if self.pinset.merge_pin(cid, e) {
+            if self.pinset.merge_pin_tracked(cid, e, &mut self.digest) {
                 delta.pins.insert(cid.clone(), e.clone());
             }
         }
         for (peer, e) in &other.drains {
-            if self.pinset.merge_drain(peer, e) {
+            if self.pinset.merge_drain_tracked(peer, e, &mut self.digest) {
                 delta.drains.insert(peer.clone(), e.clone());
             }
-        }
-        if !delta.pins.is_empty() || !delta.drains.is_empty() {
-            self.digest = self.pinset.digest();
         }
         delta
     }

@@ -123,28 +123,75 @@ impl Pinset {
         pins.chain(drains).max().unwrap_or(0)
     }
 
-    /// Fingerprint of the whole state: equal digests mean equal sets.
+    /// Fingerprint of the whole state: the XOR of every entry's hash, so it can be kept
+    /// current one entry at a time ([`Pinset::merge_pin_tracked`]). Equal sets have equal
+    /// digests; different sets collide only by a SHA-256 accident.
     pub fn digest(&self) -> [u8; 32] {
-        let mut hash = Sha256::new();
+        let mut d = [0u8; 32];
         for (cid, e) in &self.pins {
-            hash.update(cid.as_bytes());
-            hash.update([0]);
-            hash.update(e.stamp.time.to_be_bytes());
-            hash.update(e.stamp.peer.as_bytes());
-            // Content too: equal stamps with different content must not look equal.
-            hash.update(serde_json::to_vec(&e.pin).unwrap_or_default());
-            hash.update([0]);
+            xor(&mut d, &pin_hash(cid, e));
         }
-        hash.update([0xff]);
-        for (peer, d) in &self.drains {
-            hash.update(peer.as_bytes());
-            hash.update([0]);
-            hash.update(d.stamp.time.to_be_bytes());
-            hash.update(d.stamp.peer.as_bytes());
-            hash.update([u8::from(d.draining), 0]);
+        for (peer, e) in &self.drains {
+            xor(&mut d, &drain_hash(peer, e));
         }
-        hash.finalize().into()
+        d
     }
+
+    /// [`Pinset::merge_pin`], updating `digest` (this set's digest) when it changes.
+    pub fn merge_pin_tracked(&mut self, cid: &str, entry: &Entry, digest: &mut [u8; 32]) -> bool {
+        let old = self.pins.get(cid).map(|e| pin_hash(cid, e));
+        if !self.merge_pin(cid, entry) {
+            return false;
+        }
+        if let Some(old) = old {
+            xor(digest, &old);
+        }
+        xor(digest, &pin_hash(cid, entry));
+        true
+    }
+
+    /// [`Pinset::merge_drain`], updating `digest` (this set's digest) when it changes.
+    pub fn merge_drain_tracked(
+        &mut self,
+        peer: &str,
+        entry: &DrainEntry,
+        digest: &mut [u8; 32],
+    ) -> bool {
+        let old = self.drains.get(peer).map(|e| drain_hash(peer, e));
+        if !self.merge_drain(peer, entry) {
+            return false;
+        }
+        if let Some(old) = old {
+            xor(digest, &old);
+        }
+        xor(digest, &drain_hash(peer, entry));
+        true
+    }
+}
+
+fn xor(into: &mut [u8; 32], other: &[u8; 32]) {
+    for (a, b) in into.iter_mut().zip(other) {
+        *a ^= b;
+    }
+}
+
+fn pin_hash(cid: &str, e: &Entry) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(b"pin\0");
+    hash.update(cid.as_bytes());
+    hash.update([0]);
+    // The whole entry, content too: equal stamps with different content must differ.
+    hash.update(serde_json::to_vec(e).unwrap_or_default());
+    hash.finalize().into()
+}
+
+fn drain_hash(peer: &str, e: &DrainEntry) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(b"drain\0");
+    hash.update(peer.as_bytes());
+    hash.update([0]);
+    hash.update(serde_json::to_vec(e).unwrap_or_default());
+    hash.finalize().into()
 }
 
 /// Hybrid logical clock of one node.
@@ -245,6 +292,19 @@ mod tests {
         #[test]
         fn equal_digest_iff_equal_sets(a in pinset(), b in pinset()) {
             prop_assert_eq!(a.digest() == b.digest(), a == b);
+        }
+
+        #[test]
+        fn tracked_digest_matches_a_full_recount(a in pinset(), b in pinset()) {
+            let mut set = a.clone();
+            let mut digest = a.digest();
+            for (cid, e) in &b.pins {
+                set.merge_pin_tracked(cid, e, &mut digest);
+            }
+            for (peer, e) in &b.drains {
+                set.merge_drain_tracked(peer, e, &mut digest);
+            }
+            prop_assert_eq!(digest, set.digest());
         }
 
         #[test]
