@@ -139,15 +139,7 @@ impl Pinset {
 
     /// [`Pinset::merge_pin`], updating `digest` (this set's digest) when it changes.
     pub fn merge_pin_tracked(&mut self, cid: &str, entry: &Entry, digest: &mut [u8; 32]) -> bool {
-        let old = self.pins.get(cid).map(|e| pin_hash(cid, e));
-        if !self.merge_pin(cid, entry) {
-            return false;
-        }
-        if let Some(old) = old {
-            xor(digest, &old);
-        }
-        xor(digest, &pin_hash(cid, entry));
-        true
+        lww_tracked(&mut self.pins, cid, entry, pin_hash, digest)
     }
 
     /// [`Pinset::merge_drain`], updating `digest` (this set's digest) when it changes.
@@ -157,16 +149,27 @@ impl Pinset {
         entry: &DrainEntry,
         digest: &mut [u8; 32],
     ) -> bool {
-        let old = self.drains.get(peer).map(|e| drain_hash(peer, e));
-        if !self.merge_drain(peer, entry) {
-            return false;
-        }
-        if let Some(old) = old {
-            xor(digest, &old);
-        }
-        xor(digest, &drain_hash(peer, entry));
-        true
+        lww_tracked(&mut self.drains, peer, entry, drain_hash, digest)
     }
+}
+
+/// [`lww`], swapping the old value's hash for the new one's in `digest` when it changes.
+fn lww_tracked<V: Ord + Clone>(
+    map: &mut BTreeMap<String, V>,
+    key: &str,
+    value: &V,
+    hash: fn(&str, &V) -> [u8; 32],
+    digest: &mut [u8; 32],
+) -> bool {
+    let old = map.get(key).map(|v| hash(key, v));
+    if !lww(map, key, value) {
+        return false;
+    }
+    if let Some(old) = old {
+        xor(digest, &old);
+    }
+    xor(digest, &hash(key, value));
+    true
 }
 
 fn xor(into: &mut [u8; 32], other: &[u8; 32]) {

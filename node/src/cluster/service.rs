@@ -262,13 +262,7 @@ impl Cluster {
             };
             core.add_pin(&text, spec, now_ms())
         };
-        self.inner.store.put_pin(&text, &entry)?;
-        self.inner.store.flush()?;
-        let mut delta = Pinset::default();
-        delta.pins.insert(text, entry);
-        self.broadcast(Message::Update(delta));
-        self.inner.changed.notify_one();
-        Ok(())
+        self.commit_pin(text, entry)
     }
 
     /// Remove `cid` from the cluster pinset; holders release it.
@@ -278,10 +272,15 @@ impl Cluster {
             .core()
             .remove_pin(&text, now_ms())
             .ok_or_else(|| ClusterError::NotPinned { cid: text.clone() })?;
-        self.inner.store.put_pin(&text, &entry)?;
+        self.commit_pin(text, entry)
+    }
+
+    /// Persist a pin entry we wrote, push it to every member, wake the tracker.
+    fn commit_pin(&self, cid: String, entry: super::pinset::Entry) -> Result<(), ClusterError> {
+        self.inner.store.put_pin(&cid, &entry)?;
         self.inner.store.flush()?;
         let mut delta = Pinset::default();
-        delta.pins.insert(text, entry);
+        delta.pins.insert(cid, entry);
         self.broadcast(Message::Update(delta));
         self.inner.changed.notify_one();
         Ok(())
