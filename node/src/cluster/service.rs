@@ -388,8 +388,6 @@ impl Cluster {
         let me = self.local_peer();
         let deadline = Instant::now() + self.inner.config.drain_timeout;
         let interval = self.inner.config.heartbeat_interval();
-        // Let every member hear that we are leaving before trusting their reports.
-        tokio::time::sleep(interval * 2).await;
         loop {
             let now = Instant::now();
             let (remaining, alone) = {
