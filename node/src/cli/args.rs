@@ -32,6 +32,10 @@ pub struct GlobalArgs {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// RPC API bearer tokens, one per line. `node`: requests must carry one of them. Other
+    /// commands: the first is sent to the daemon (see also $DISTRIBUTE_API_TOKEN).
+    #[arg(long, global = true)]
+    pub api_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -123,6 +127,10 @@ pub struct NodeArgs {
     /// Seconds a read may wait for missing blocks from the network.
     #[arg(long, default_value_t = 120)]
     pub fetch_timeout: u64,
+    /// Serve the HTTP RPC API on this address (port 0 picks a free one). Off loopback it
+    /// needs --api-token-file.
+    #[arg(long, default_value = "127.0.0.1:5001")]
+    pub api: std::net::SocketAddr,
 }
 
 #[derive(Debug, Subcommand)]

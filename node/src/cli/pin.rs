@@ -1,132 +1,93 @@
-//! `distribute pin add|rm|ls` (and `pin <cid>`): local pins, with Kubo's output lines.
-
-use std::collections::HashSet;
+//! `distribute pin add|rm|ls` (and `pin <cid>`): local pins, with Kubo's output lines. The
+//! work is [`crate::ops::pin`], run here offline or by the daemon's `pin/*` API calls.
 
 use anyhow::{Result, bail};
 
+use super::Backend;
 use super::args::{PinArgs, PinCommand, PinListKind};
-use super::output::{Ctx, cid_args};
-use crate::store::pins::{PinMode, PinStatus};
-use crate::store::walk::walk_dag;
+use super::output::{cid_args, line};
+use super::remote::args;
+use crate::ops::pin::{self as ops, PinEntry, PinFilter, PinsChanged};
 
-pub(super) fn run(ctx: &mut Ctx<'_>, a: PinArgs) -> Result<()> {
+pub(super) fn run(backend: &Backend<'_>, out: &mut dyn std::io::Write, a: PinArgs) -> Result<()> {
     match (a.command, a.cid) {
-        (Some(PinCommand::Add { cids, recursive }), _) => add(ctx, &cids, recursive),
-        (Some(PinCommand::Rm { cids }), _) => rm(ctx, &cids),
-        (Some(PinCommand::Ls { kind, quiet, cids }), _) => ls(ctx, kind, quiet, &cids),
-        (None, Some(cid)) => add(ctx, &[cid], true),
+        (Some(PinCommand::Add { cids, recursive }), _) => add(backend, out, &cids, recursive),
+        (Some(PinCommand::Rm { cids }), _) => rm(backend, out, &cids),
+        (Some(PinCommand::Ls { kind, quiet, cids }), _) => ls(backend, out, kind, quiet, &cids),
+        (None, Some(cid)) => add(backend, out, &[cid], true),
         (None, None) => bail!("pin needs a CID or a subcommand (add, rm, ls)"),
     }
 }
 
-fn add(ctx: &mut Ctx<'_>, args: &[String], recursive: bool) -> Result<()> {
-    let cids = cid_args(args)?;
-    let repo = ctx.repo;
-    for cid in &cids {
-        if recursive {
-            let report = walk_dag(repo.blocks(), cid, &mut HashSet::new(), |_| true)?;
-            if let Some(missing) = report.missing.first() {
-                bail!(
-                    "cannot pin {cid}: block {missing} of its DAG is not in the repository ({} missing); add or import the content first",
-                    report.missing.len()
-                );
-            }
-            if let Some((bad, e)) = report.undecodable.first() {
-                bail!("cannot pin {cid}: block {bad} cannot be decoded: {e}");
-            }
-        } else if !repo.blocks().has(cid)? {
-            bail!("cannot pin {cid}: block is not in the repository");
+fn add(
+    backend: &Backend<'_>,
+    out: &mut dyn std::io::Write,
+    cids: &[String],
+    recursive: bool,
+) -> Result<()> {
+    let changed: PinsChanged = match backend {
+        Backend::Local(repo) => ops::add(repo, &cid_args(cids)?, recursive)?,
+        Backend::Remote(remote) => {
+            let mut params = args(cids);
+            params.push(("recursive", recursive.to_string()));
+            remote.json("pin/add", &params)?
         }
-    }
-    let mode = if recursive {
-        PinMode::Recursive
-    } else {
-        PinMode::Direct
     };
-    for cid in &cids {
-        repo.pins().add(cid, mode)?;
-    }
-    repo.pins().flush()?;
-    for cid in &cids {
-        let how = if recursive { "recursively" } else { "directly" };
-        ctx.line(format_args!("pinned {cid} {how}"))?;
+    let how = if recursive { "recursively" } else { "directly" };
+    for cid in &changed.pins {
+        line(out, format_args!("pinned {cid} {how}"))?;
     }
     Ok(())
 }
 
-fn rm(ctx: &mut Ctx<'_>, args: &[String]) -> Result<()> {
-    let cids = cid_args(args)?;
-    let repo = ctx.repo;
-    for cid in &cids {
-        if repo.pins().get(cid)?.is_none() {
-            bail!("{cid} is not pinned (or is pinned only indirectly)");
-        }
-    }
-    for cid in &cids {
-        repo.pins().remove(cid)?;
-    }
-    repo.pins().flush()?;
-    for cid in &cids {
-        ctx.line(format_args!("unpinned {cid}"))?;
+fn rm(backend: &Backend<'_>, out: &mut dyn std::io::Write, cids: &[String]) -> Result<()> {
+    let changed: PinsChanged = match backend {
+        Backend::Local(repo) => ops::rm(repo, &cid_args(cids)?)?,
+        Backend::Remote(remote) => remote.json("pin/rm", &args(cids))?,
+    };
+    for cid in &changed.pins {
+        line(out, format_args!("unpinned {cid}"))?;
     }
     Ok(())
 }
 
-fn ls(ctx: &mut Ctx<'_>, kind: PinListKind, quiet: bool, args: &[String]) -> Result<()> {
-    let wanted = cid_args(args)?;
-    let repo = ctx.repo;
-    let mut print = |cid: &cid::Cid, label: &str| {
+fn ls(
+    backend: &Backend<'_>,
+    out: &mut dyn std::io::Write,
+    kind: PinListKind,
+    quiet: bool,
+    cids: &[String],
+) -> Result<()> {
+    let filter = match kind {
+        PinListKind::All => PinFilter::All,
+        PinListKind::Recursive => PinFilter::Recursive,
+        PinListKind::Direct => PinFilter::Direct,
+        PinListKind::Indirect => PinFilter::Indirect,
+    };
+    let mut render = |entry: PinEntry| -> Result<()> {
         if quiet {
-            ctx.line(format_args!("{cid}"))
+            line(out, format_args!("{}", entry.cid))
         } else {
-            ctx.line(format_args!("{cid} {label}"))
+            line(out, format_args!("{} {}", entry.cid, entry.kind))
         }
     };
-    if !wanted.is_empty() {
-        for cid in &wanted {
-            match repo.pins().is_pinned(repo.blocks(), cid)? {
-                PinStatus::Recursive => print(cid, "recursive")?,
-                PinStatus::Direct => print(cid, "direct")?,
-                PinStatus::Indirect { via } => print(cid, &format!("indirect through {via}"))?,
-                PinStatus::NotPinned => bail!("{cid} is not pinned"),
-            }
-        }
-        return Ok(());
-    }
-    let pins = repo.pins().list()?;
-    let mut listed = HashSet::new();
-    for (cid, mode) in &pins {
-        let (label, show) = match mode {
-            PinMode::Recursive => (
-                "recursive",
-                matches!(kind, PinListKind::All | PinListKind::Recursive),
-            ),
-            PinMode::Direct => (
-                "direct",
-                matches!(kind, PinListKind::All | PinListKind::Direct),
-            ),
-        };
-        listed.insert(*cid.hash());
-        if show {
-            print(cid, label)?;
+    match backend {
+        Backend::Local(repo) => ops::ls(repo, filter, &cid_args(cids)?, &mut render),
+        Backend::Remote(remote) => {
+            let mut params = args(cids);
+            params.push(("type", filter_name(filter).to_owned()));
+            params.push(("stream", "true".to_owned()));
+            let body = remote.call("pin/ls", &params, None)?;
+            remote.ndjson(body, "pin/ls", &mut render)
         }
     }
-    if matches!(kind, PinListKind::All | PinListKind::Indirect) {
-        let mut seen = HashSet::new();
-        let mut indirect = Vec::new();
-        for (root, mode) in &pins {
-            if *mode == PinMode::Recursive {
-                walk_dag(repo.blocks(), root, &mut seen, |cid| {
-                    if cid != root && !listed.contains(cid.hash()) {
-                        indirect.push(*cid);
-                    }
-                    true
-                })?;
-            }
-        }
-        for cid in indirect {
-            print(&cid, "indirect")?;
-        }
+}
+
+fn filter_name(filter: PinFilter) -> &'static str {
+    match filter {
+        PinFilter::All => "all",
+        PinFilter::Recursive => "recursive",
+        PinFilter::Direct => "direct",
+        PinFilter::Indirect => "indirect",
     }
-    Ok(())
 }
