@@ -114,6 +114,7 @@ impl Cluster {
         let node = std::mem::replace(&mut d.node, Node::new());
         let _ = std::fs::remove_file(node.repo().join("node.json"));
         let _ = std::fs::remove_file(node.repo().join("api.sock"));
+        let _ = std::fs::remove_file(node.repo().join("api"));
         node
     }
 
@@ -350,10 +351,10 @@ fn pins_made_on_both_sides_of_a_partition_are_everywhere_after_healing() {
         }
         nodes.push(net.start(i, Node::new(), &args));
     }
-    let run = |i: usize, args: &[&str]| nodes[i].node.run(args).ok().stdout;
+    let run = |i: usize, args: &[&str]| nodes[i].run(args).ok().stdout;
     // Null until the node has heard of the pin.
     let status = |i: usize, cid: &str| -> serde_json::Value {
-        let out = nodes[i].node.run(&["cluster", "status", cid]);
+        let out = nodes[i].run(&["cluster", "status", cid]);
         serde_json::from_str(&out.stdout).unwrap_or_default()
     };
     let pinned_2 = |i: usize, cid: &str| {
@@ -369,7 +370,7 @@ fn pins_made_on_both_sides_of_a_partition_are_everywhere_after_healing() {
         let f = nodes[i]
             .node
             .write(&format!("f{seed}"), &gen_bytes(seed, 1 << 20));
-        let cid = nodes[i].node.add(&f, &["--pin=false"]);
+        let cid = nodes[i].add(&f, &["--pin=false"]);
         run(i, &["pin", &cid]);
         cid
     };
@@ -384,13 +385,12 @@ fn pins_made_on_both_sides_of_a_partition_are_everywhere_after_healing() {
     }
     // Both sides keep serving what they hold.
     for d in &nodes {
-        let held = d
-            .node
-            .run(&["pin", "ls", "-t", "recursive", "-q"])
-            .ok()
-            .stdout;
+        let held = d.run(&["pin", "ls", "-t", "recursive", "-q"]).ok().stdout;
         if held.contains(&before) {
-            assert_eq!(d.node.cat(&before), gen_bytes(1, 1 << 20));
+            assert_eq!(
+                d.run(&["cat", &before]).ok().raw_stdout,
+                gen_bytes(1, 1 << 20)
+            );
         }
     }
     let left = add(0, 2);

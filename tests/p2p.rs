@@ -139,8 +139,8 @@ fn cli_commands_work_through_the_daemon_with_offline_output() {
     let later_cid = node.add(&later, &[]);
     d.stop();
     assert!(
-        !d.node.repo().join("api.sock").exists(),
-        "socket removed at shutdown"
+        !d.node.repo().join("api").exists(),
+        "api file removed at shutdown"
     );
     assert_eq!(
         d.node.cat(&later_cid),

@@ -15,6 +15,7 @@
 //! - [`fsimport`]: adding files and folders from the local filesystem.
 //! - [`cli`]: the `distribute` command line.
 
+pub mod api;
 pub mod car;
 pub mod cli;
 pub mod cluster;
@@ -23,5 +24,6 @@ pub mod daemon;
 pub mod fsimport;
 pub mod metrics;
 pub mod net;
+pub mod ops;
 pub mod repo;
 pub mod store;

@@ -1,6 +1,7 @@
-//! A `distribute node` daemon run by tests: started on loopback without mDNS, ready once
-//! `node.json` lists an address and `api.sock` exists; killed on drop. Its log is
-//! `daemon.log` in the node's scratch folder.
+//! A `distribute node` daemon run by tests: started on loopback without mDNS, its RPC API on
+//! a free loopback port; ready once `node.json` lists an address and the API answers
+//! (`<repo>/api` written, `POST /api/v0/id` served); killed on drop. Its log is `daemon.log`
+//! in the node's scratch folder.
 
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -16,6 +17,8 @@ pub struct Daemon {
     child: Option<Child>,
     pub peer_id: String,
     pub addrs: Vec<String>,
+    /// `http://127.0.0.1:PORT` of the RPC API.
+    pub api: String,
 }
 
 impl Daemon {
@@ -27,6 +30,12 @@ impl Daemon {
             "--listen=/ip4/127.0.0.1/tcp/0",
             "--no-mdns",
         ];
+        if !extra
+            .iter()
+            .any(|a| a.starts_with("--api=") || *a == "--api")
+        {
+            args.push("--api=127.0.0.1:0");
+        }
         args.extend_from_slice(extra);
         let child = node
             .command(&args)
@@ -43,7 +52,9 @@ impl Daemon {
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
             if let Some(doc) = parsed
                 && doc["addrs"].as_array().is_some_and(|a| !a.is_empty())
-                && node.repo().join("api.sock").exists()
+                && let Some(api) = doc["api"].as_str()
+                && node.repo().join("api").exists()
+                && api_answers(api)
             {
                 break doc;
             }
@@ -62,12 +73,28 @@ impl Daemon {
             .iter()
             .map(|a| a.as_str().unwrap().to_owned())
             .collect();
+        let api = doc["api"].as_str().unwrap().to_owned();
         Self {
             node,
             child: Some(child),
             peer_id,
             addrs,
+            api,
         }
+    }
+
+    /// `POST /api/v0/<cmd_and_query>` with an optional body and headers; status and body.
+    pub fn post(
+        &self,
+        cmd_and_query: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<u8>) {
+        post(
+            &format!("{}/api/v0/{cmd_and_query}", self.api),
+            headers,
+            body,
+        )
     }
 
     /// Dialable address with the peer ID.
@@ -102,6 +129,39 @@ impl Daemon {
             );
         }
     }
+}
+
+/// A plain HTTP client that reports every status instead of failing on 4xx/5xx.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+}
+
+/// `POST url` with `headers` and `body`: status and body bytes.
+pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
+    let mut request = agent().post(url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = request.send(body).unwrap();
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .into_with_config()
+        .limit(u64::MAX)
+        .read_to_vec()
+        .unwrap();
+    (status, body)
+}
+
+/// Whether the RPC API at `base` answers `id` (401 counts: it is up, it wants a token).
+fn api_answers(base: &str) -> bool {
+    agent()
+        .post(format!("{base}/api/v0/id"))
+        .send_empty()
+        .is_ok_and(|r| matches!(r.status().as_u16(), 200 | 401))
 }
 
 impl Drop for Daemon {

@@ -110,6 +110,7 @@ impl Netns {
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
             if let Some(doc) = parsed
                 && doc["addrs"].as_array().is_some_and(|a| !a.is_empty())
+                && doc["api"].is_string()
                 && node.repo().join("api.sock").exists()
             {
                 break doc;
@@ -126,7 +127,12 @@ impl Netns {
             doc["addrs"][0].as_str().unwrap(),
             doc["peer_id"].as_str().unwrap()
         );
-        NsDaemon { node, child, addr }
+        NsDaemon {
+            node,
+            child,
+            addr,
+            ns: self.ns(i),
+        }
     }
 }
 
@@ -144,9 +150,38 @@ pub struct NsDaemon {
     pub node: Node,
     child: Child,
     pub addr: String,
+    ns: String,
 }
 
 impl NsDaemon {
+    /// Run the CLI inside the daemon's namespace (its API listens on the namespace's
+    /// loopback).
+    pub fn run(&self, args: &[&str]) -> super::Run {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, super::bin(), "--repo"])
+            .arg(self.node.repo())
+            .args(args)
+            .current_dir(self.node.dir.path())
+            .env_remove("DISTRIBUTE_REPO")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        super::Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            raw_stdout: out.stdout,
+        }
+    }
+
+    /// `add -Q` of a file, in the namespace.
+    pub fn add(&self, path: &str, flags: &[&str]) -> String {
+        let mut args = vec!["add", "-Q"];
+        args.extend_from_slice(flags);
+        args.push(path);
+        self.run(&args).ok().stdout.trim().to_owned()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.node.dir.path().join("daemon.log")).unwrap_or_default()
     }

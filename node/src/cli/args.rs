@@ -32,6 +32,10 @@ pub struct GlobalArgs {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// RPC API bearer tokens, one per line. `node`: requests must carry one of them. Other
+    /// commands: the first is sent to the daemon (see also $DISTRIBUTE_API_TOKEN).
+    #[arg(long, global = true)]
+    pub api_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -208,6 +212,10 @@ pub struct NodeArgs {
     /// Seconds between scrub passes over the cluster pins held here.
     #[arg(long, default_value_t = 24 * 3600)]
     pub scrub_interval: u64,
+    /// Serve the HTTP RPC API on this address (port 0 picks a free one). Off loopback it
+    /// needs --api-token-file.
+    #[arg(long, default_value = "127.0.0.1:5001")]
+    pub api: std::net::SocketAddr,
 }
 
 #[derive(Debug, Subcommand)]

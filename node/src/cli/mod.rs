@@ -7,9 +7,11 @@ pub mod args;
 mod block;
 mod cidfmt;
 mod dag;
+mod net;
 pub mod output;
 mod pin;
 mod read;
+pub mod remote;
 mod repo;
 
 use std::io::{IsTerminal, Write};
@@ -21,7 +23,15 @@ use clap::Parser;
 use args::{Cli, Command, GlobalArgs, LogFormat};
 use output::{Ctx, open_repo_with, stdout};
 
-use crate::repo::BlockstoreKind;
+use crate::repo::{BlockstoreKind, Repo};
+use remote::Remote;
+
+/// Where a command runs: on the repository this process opened, or in the daemon that
+/// holds it, through its RPC API.
+pub enum Backend<'a> {
+    Local(&'a Repo),
+    Remote(&'a Remote),
+}
 
 /// Run the CLI with the process arguments and return its exit code.
 pub fn main() -> ExitCode {
@@ -90,27 +100,49 @@ fn run(cli: Cli) -> Result<()> {
     }
     let repo = match open_repo_with(global, kind) {
         Ok(repo) => repo,
-        Err(e) => return forward_if_daemon(global, e),
+        Err(e) => return run_online(global, cli.command, e),
     };
-    if let Command::Id = &cli.command {
-        let key = crate::net::identity::load_or_create(repo.path())?;
-        let text = crate::daemon::api::id_json(key.public().to_peer_id(), &[])?;
-        let mut out = stdout();
-        out.write_all(text.as_bytes())?;
-        out.flush()?;
-        return Ok(());
-    }
     tracing::debug!(repo = %repo.path().display(), "repository opened");
-    let source = repo.source();
+    let backend = Backend::Local(&repo);
     let mut out = stdout();
-    let mut ctx = Ctx {
-        repo: &repo,
-        source: &source,
-        out: &mut out,
-        cwd: std::env::current_dir()?,
-        interactive: std::io::stderr().is_terminal(),
+    match cli.command {
+        Command::Id => net::id(&backend, &mut out)?,
+        Command::Pin(a) => pin::run(&backend, &mut out, a)?,
+        command => {
+            let source = repo.source();
+            let mut ctx = Ctx {
+                repo: &repo,
+                source: &source,
+                out: &mut out,
+                cwd: std::env::current_dir()?,
+                interactive: std::io::stderr().is_terminal(),
+            };
+            execute(&mut ctx, command)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The repository could not be opened: when a running daemon holds it and serves the RPC
+/// API (`<repo>/api`), run the command there; otherwise report `open_error`.
+fn run_online(global: &GlobalArgs, command: Command, open_error: anyhow::Error) -> Result<()> {
+    let locked = matches!(
+        open_error.downcast_ref::<crate::repo::RepoError>(),
+        Some(crate::repo::RepoError::Locked { .. })
+    );
+    let path = output::repo_path(global)?;
+    let remote = match Remote::discover(&path, global)? {
+        Some(remote) if locked => remote,
+        _ => return Err(open_error),
     };
-    execute(&mut ctx, cli.command)?;
+    let backend = Backend::Remote(&remote);
+    let mut out = stdout();
+    match command {
+        Command::Id => net::id(&backend, &mut out)?,
+        Command::Pin(a) => pin::run(&backend, &mut out, a)?,
+        _ => return forward_if_daemon(global, open_error),
+    }
     out.flush()?;
     Ok(())
 }
@@ -118,12 +150,8 @@ fn run(cli: Cli) -> Result<()> {
 /// When the repository is locked by a running daemon that serves `api.sock`, run this
 /// process's command in the daemon instead; otherwise report `open_error`.
 fn forward_if_daemon(global: &GlobalArgs, open_error: anyhow::Error) -> Result<()> {
-    let locked = matches!(
-        open_error.downcast_ref::<crate::repo::RepoError>(),
-        Some(crate::repo::RepoError::Locked { .. })
-    );
     let socket = output::repo_path(global)?.join(crate::daemon::ipc::SOCKET_FILE);
-    if !locked || !socket.exists() {
+    if !socket.exists() {
         return Err(open_error);
     }
     let argv: Vec<String> = std::env::args_os()
@@ -144,7 +172,7 @@ pub fn execute(ctx: &mut Ctx<'_>, command: Command) -> Result<()> {
         Command::Get(a) => read::get(ctx, &a),
         Command::Cat(a) => read::cat(ctx, &a),
         Command::Ls(a) => read::ls(ctx, &a),
-        Command::Pin(a) => pin::run(ctx, a),
+        Command::Pin(a) => pin::run(&Backend::Local(ctx.repo), ctx.out, a),
         Command::Dag(c) => dag::run(ctx, c),
         Command::Block(c) => block::run(ctx, c),
         Command::Repo(c) => repo::run(ctx, c),
@@ -153,8 +181,8 @@ pub fn execute(ctx: &mut Ctx<'_>, command: Command) -> Result<()> {
         Command::Node(_) => {
             anyhow::bail!("the node runs on its own, not against an open repository")
         }
-        Command::Id
-        | Command::Peers
+        Command::Id => net::id(&Backend::Local(ctx.repo), ctx.out),
+        Command::Peers
         | Command::Swarm(_)
         | Command::Dht(_)
         | Command::Findprovs(_)

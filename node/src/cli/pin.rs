@@ -1,150 +1,143 @@
-//! `distribute pin add|rm|ls` (and `pin <cid>`): local pins, with Kubo's output lines.
-
-use std::collections::HashSet;
+//! `distribute pin add|rm|ls` (and `pin <cid>`): local pins, with Kubo's output lines. The
+//! work is [`crate::ops::pin`], run here offline or by the daemon's `pin/*` API calls.
 
 use anyhow::{Result, bail};
 
-use super::args::{PinArgs, PinCommand, PinListKind};
-use super::output::{Ctx, cid_args};
-use crate::store::pins::{PinMode, PinStatus};
-use crate::store::walk::walk_dag;
+use super::Backend;
+use super::args::{PinArgs, PinCommand, PinListKind, ReplicationArgs};
+use super::output::{cid_args, line};
+use super::remote::args;
+use crate::ops::pin::{self as ops, PinEntry, PinFilter, PinsChanged};
 
-pub(super) fn run(ctx: &mut Ctx<'_>, a: PinArgs) -> Result<()> {
-    let needs_node = || {
-        bail!(
-            "cluster pins need the running node with --cluster-secret-file; start it with `distribute node`"
-        )
-    };
+pub(super) fn run(backend: &Backend<'_>, out: &mut dyn std::io::Write, a: PinArgs) -> Result<()> {
     match (a.command, a.cid) {
-        (Some(PinCommand::Add { cluster, .. }), _) if cluster.any() => needs_node(),
-        (Some(PinCommand::Ls { cluster: true, .. }), _) => needs_node(),
-        (None, Some(_)) if a.cluster.any() => needs_node(),
         (
             Some(PinCommand::Add {
-                cids, recursive, ..
+                cids,
+                recursive,
+                cluster,
             }),
             _,
-        ) => add(ctx, &cids, recursive),
-        (Some(PinCommand::Rm { cids }), _) => rm(ctx, &cids),
+        ) => add(backend, out, &cids, recursive, &cluster),
+        (Some(PinCommand::Rm { cids }), _) => rm(backend, out, &cids),
+        (
+            Some(PinCommand::Ls {
+                quiet,
+                cluster: true,
+                ..
+            }),
+            _,
+        ) => ls_cluster(backend, out, quiet),
         (
             Some(PinCommand::Ls {
                 kind, quiet, cids, ..
             }),
             _,
-        ) => ls(ctx, kind, quiet, &cids),
-        (None, Some(cid)) => add(ctx, &[cid], true),
+        ) => ls(backend, out, kind, quiet, &cids),
+        (None, Some(cid)) => add(backend, out, &[cid], true, &a.cluster),
         (None, None) => bail!("pin needs a CID or a subcommand (add, rm, ls)"),
     }
 }
 
-fn add(ctx: &mut Ctx<'_>, args: &[String], recursive: bool) -> Result<()> {
-    let cids = cid_args(args)?;
-    let repo = ctx.repo;
-    for cid in &cids {
-        if recursive {
-            let report = walk_dag(repo.blocks(), cid, &mut HashSet::new(), |_| true)?;
-            if let Some(missing) = report.missing.first() {
-                bail!(
-                    "cannot pin {cid}: block {missing} of its DAG is not in the repository ({} missing); add or import the content first",
-                    report.missing.len()
-                );
+fn add(
+    backend: &Backend<'_>,
+    out: &mut dyn std::io::Write,
+    cids: &[String],
+    recursive: bool,
+    cluster: &ReplicationArgs,
+) -> Result<()> {
+    let changed: PinsChanged = match backend {
+        Backend::Local(_) if cluster.any() => bail!(NEEDS_CLUSTER),
+        Backend::Local(repo) => ops::add(repo, &cid_args(cids)?, recursive)?,
+        Backend::Remote(remote) => {
+            let mut params = args(cids);
+            params.push(("recursive", recursive.to_string()));
+            let (min, max) = cluster.bounds();
+            let options = [("replication-min", min), ("replication-max", max)];
+            params.extend(
+                options
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k, v.to_string()))),
+            );
+            if let Some(name) = &cluster.name {
+                params.push(("name", name.clone()));
             }
-            if let Some((bad, e)) = report.undecodable.first() {
-                bail!("cannot pin {cid}: block {bad} cannot be decoded: {e}");
-            }
-        } else if !repo.blocks().has(cid)? {
-            bail!("cannot pin {cid}: block is not in the repository");
+            remote.json("pin/add", &params)?
         }
-    }
-    let mode = if recursive {
-        PinMode::Recursive
-    } else {
-        PinMode::Direct
     };
-    for cid in &cids {
-        repo.pins().add(cid, mode)?;
-    }
-    repo.pins().flush()?;
-    for cid in &cids {
-        let how = if recursive { "recursively" } else { "directly" };
-        ctx.line(format_args!("pinned {cid} {how}"))?;
+    let how = if recursive { "recursively" } else { "directly" };
+    for cid in &changed.pins {
+        line(out, format_args!("pinned {cid} {how}"))?;
     }
     Ok(())
 }
 
-fn rm(ctx: &mut Ctx<'_>, args: &[String]) -> Result<()> {
-    let cids = cid_args(args)?;
-    let repo = ctx.repo;
-    for cid in &cids {
-        if repo.pins().get(cid)?.is_none() {
-            bail!("{cid} is not pinned (or is pinned only indirectly)");
-        }
-    }
-    for cid in &cids {
-        repo.pins().remove(cid)?;
-    }
-    repo.pins().flush()?;
-    for cid in &cids {
-        ctx.line(format_args!("unpinned {cid}"))?;
+const NEEDS_CLUSTER: &str = "cluster pins need the running node with --cluster-secret-file; start it with `distribute node`";
+
+/// `pin ls --cluster`: the cluster pinset as the daemon's `cluster/status` reports it.
+fn ls_cluster(backend: &Backend<'_>, out: &mut dyn std::io::Write, quiet: bool) -> Result<()> {
+    let Backend::Remote(remote) = backend else {
+        bail!(NEEDS_CLUSTER)
+    };
+    let all: ClusterPins = remote.json("cluster/status", &Vec::new())?;
+    out.write_all(crate::cluster::commands::render_list(&all.pins, quiet).as_bytes())?;
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ClusterPins {
+    pins: Vec<crate::cluster::status::PinStatus>,
+}
+
+fn rm(backend: &Backend<'_>, out: &mut dyn std::io::Write, cids: &[String]) -> Result<()> {
+    let changed: PinsChanged = match backend {
+        Backend::Local(repo) => ops::rm(repo, &cid_args(cids)?)?,
+        Backend::Remote(remote) => remote.json("pin/rm", &args(cids))?,
+    };
+    for cid in &changed.pins {
+        line(out, format_args!("unpinned {cid}"))?;
     }
     Ok(())
 }
 
-fn ls(ctx: &mut Ctx<'_>, kind: PinListKind, quiet: bool, args: &[String]) -> Result<()> {
-    let wanted = cid_args(args)?;
-    let repo = ctx.repo;
-    let mut print = |cid: &cid::Cid, label: &str| {
+fn ls(
+    backend: &Backend<'_>,
+    out: &mut dyn std::io::Write,
+    kind: PinListKind,
+    quiet: bool,
+    cids: &[String],
+) -> Result<()> {
+    let filter = match kind {
+        PinListKind::All => PinFilter::All,
+        PinListKind::Recursive => PinFilter::Recursive,
+        PinListKind::Direct => PinFilter::Direct,
+        PinListKind::Indirect => PinFilter::Indirect,
+    };
+    let mut render = |entry: PinEntry| -> Result<()> {
         if quiet {
-            ctx.line(format_args!("{cid}"))
+            line(out, format_args!("{}", entry.cid))
         } else {
-            ctx.line(format_args!("{cid} {label}"))
+            line(out, format_args!("{} {}", entry.cid, entry.kind))
         }
     };
-    if !wanted.is_empty() {
-        for cid in &wanted {
-            match repo.pins().is_pinned(repo.blocks(), cid)? {
-                PinStatus::Recursive => print(cid, "recursive")?,
-                PinStatus::Direct => print(cid, "direct")?,
-                PinStatus::Indirect { via } => print(cid, &format!("indirect through {via}"))?,
-                PinStatus::NotPinned => bail!("{cid} is not pinned"),
-            }
-        }
-        return Ok(());
-    }
-    let pins = repo.pins().list()?;
-    let mut listed = HashSet::new();
-    for (cid, mode) in &pins {
-        let (label, show) = match mode {
-            PinMode::Recursive => (
-                "recursive",
-                matches!(kind, PinListKind::All | PinListKind::Recursive),
-            ),
-            PinMode::Direct => (
-                "direct",
-                matches!(kind, PinListKind::All | PinListKind::Direct),
-            ),
-        };
-        listed.insert(*cid.hash());
-        if show {
-            print(cid, label)?;
+    match backend {
+        Backend::Local(repo) => ops::ls(repo, filter, &cid_args(cids)?, &mut render),
+        Backend::Remote(remote) => {
+            let mut params = args(cids);
+            params.push(("type", filter_name(filter).to_owned()));
+            params.push(("stream", "true".to_owned()));
+            let body = remote.call("pin/ls", &params, None)?;
+            remote.ndjson(body, "pin/ls", &mut render)
         }
     }
-    if matches!(kind, PinListKind::All | PinListKind::Indirect) {
-        let mut seen = HashSet::new();
-        let mut indirect = Vec::new();
-        for (root, mode) in &pins {
-            if *mode == PinMode::Recursive {
-                walk_dag(repo.blocks(), root, &mut seen, |cid| {
-                    if cid != root && !listed.contains(cid.hash()) {
-                        indirect.push(*cid);
-                    }
-                    true
-                })?;
-            }
-        }
-        for cid in indirect {
-            print(&cid, "indirect")?;
-        }
+}
+
+fn filter_name(filter: PinFilter) -> &'static str {
+    match filter {
+        PinFilter::All => "all",
+        PinFilter::Recursive => "recursive",
+        PinFilter::Direct => "direct",
+        PinFilter::Indirect => "indirect",
     }
-    Ok(())
 }

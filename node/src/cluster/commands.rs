@@ -1,6 +1,6 @@
-//! The cluster's CLI commands as the daemon answers them (forwarded from `distribute …`):
-//! `pin add|<cid>` with replication options, `pin rm`, `pin ls --cluster`, `cluster peers|
-//! status|drain|leave` and `status <cid>`. [`run`] returns `None` for commands that are not
+//! The cluster's CLI commands the daemon answers over `api.sock` (forwarded from
+//! `distribute …`): `cluster peers|status|drain|leave` and `status <cid>`; cluster pins
+//! themselves go through the HTTP API (`super::api`). Also the `pin ls --cluster` lines. [`run`] returns `None` for commands that are not
 //! the cluster's, so the caller runs them as usual. Output text is built here; the JSON of
 //! `cluster status` is the API's.
 
@@ -10,7 +10,7 @@ use anyhow::Result;
 
 use super::service::Cluster;
 use super::status::{ClusterState, LocalState, PinStatus};
-use crate::cli::args::{ClusterCommand, Command, PinCommand, ReplicationArgs, StatusArgs};
+use crate::cli::args::{ClusterCommand, Command, StatusArgs};
 use crate::content::cid::parse_cid_arg;
 
 /// Answer `command` if it is a cluster command; `None` otherwise.
@@ -20,39 +20,10 @@ pub async fn run(cluster: Option<&Cluster>, command: &Command) -> Option<Result<
             Command::Cluster(_) | Command::Status(_) => Some(Err(anyhow::anyhow!(
                 "this node is not in a cluster; start it with --cluster-secret-file"
             ))),
-            Command::Pin(p) if is_cluster_pin(command) || p.cluster.any() => {
-                Some(Err(anyhow::anyhow!(
-                    "replication options need a node in a cluster; start it with --cluster-secret-file"
-                )))
-            }
             _ => None,
         };
     };
     let result = match command {
-        Command::Pin(p) => match (&p.command, &p.cid) {
-            (
-                Some(PinCommand::Add {
-                    cids,
-                    cluster: opts,
-                    ..
-                }),
-                _,
-            ) => pin(cluster, cids, opts).await,
-            (None, Some(cid)) => pin(cluster, std::slice::from_ref(cid), &p.cluster).await,
-            (Some(PinCommand::Rm { cids }), _) => match unpin(cluster, cids) {
-                Some(r) => r,
-                None => return None,
-            },
-            (
-                Some(PinCommand::Ls {
-                    cluster: true,
-                    quiet,
-                    ..
-                }),
-                _,
-            ) => Ok(list(cluster, *quiet)),
-            _ => return None,
-        },
         Command::Cluster(c) => cluster_command(cluster, c),
         Command::Status(a) => status(cluster, a),
         _ => return None,
@@ -60,50 +31,10 @@ pub async fn run(cluster: Option<&Cluster>, command: &Command) -> Option<Result<
     Some(result)
 }
 
-fn is_cluster_pin(command: &Command) -> bool {
-    matches!(command, Command::Pin(p) if matches!(&p.command, Some(PinCommand::Add { cluster, .. }) if cluster.any())
-        || matches!(&p.command, Some(PinCommand::Ls { cluster: true, .. })))
-}
-
-async fn pin(cluster: &Cluster, args: &[String], opts: &ReplicationArgs) -> Result<String> {
-    let cids = crate::cli::output::cid_args(args)?;
-    let (min, max) = opts.bounds();
+/// `pin ls --cluster` lines: CID, status, holders/target, name (or only CIDs).
+pub fn render_list(pins: &[PinStatus], quiet: bool) -> String {
     let mut out = String::new();
-    for cid in &cids {
-        cluster.pin(cid, min, max, opts.name.clone()).await?;
-        let s = cluster.status(cid)?;
-        writeln!(
-            out,
-            "pinned {cid} in the cluster (replication {}..{})",
-            s.replication_min, s.replication_max
-        )?;
-    }
-    Ok(out)
-}
-
-/// Cluster pins among `args` are removed from the cluster; `None` when none of them is a
-/// cluster pin (then it is a local `pin rm`).
-fn unpin(cluster: &Cluster, args: &[String]) -> Option<Result<String>> {
-    let cids = match crate::cli::output::cid_args(args) {
-        Ok(c) => c,
-        Err(e) => return Some(Err(e)),
-    };
-    if !cids.iter().any(|c| cluster.status(c).is_ok()) {
-        return None;
-    }
-    let mut out = String::new();
-    for cid in &cids {
-        if let Err(e) = cluster.unpin(cid) {
-            return Some(Err(e.into()));
-        }
-        let _ = writeln!(out, "unpinned {cid} from the cluster");
-    }
-    Some(Ok(out))
-}
-
-fn list(cluster: &Cluster, quiet: bool) -> String {
-    let mut out = String::new();
-    for s in cluster.statuses() {
+    for s in pins {
         if quiet {
             let _ = writeln!(out, "{}", s.cid);
         } else {

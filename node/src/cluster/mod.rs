@@ -8,6 +8,7 @@
 //! [`service`] (heartbeats, anti-entropy, the pin tracker, drains).
 
 pub mod allocation;
+pub mod api;
 pub mod commands;
 pub mod core;
 pub mod membership;

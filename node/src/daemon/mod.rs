@@ -7,9 +7,9 @@
 //! asked, metrics over HTTP ([`http`]). The addresses it listens on are logged and written
 //! to `<repo>/node.json`. SIGTERM or SIGINT shut it down and remove the socket.
 
-pub mod api;
 pub mod http;
 pub mod ipc;
+pub mod ipc_server;
 pub mod provide;
 pub mod source;
 
@@ -22,6 +22,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, watch};
 
+use crate::api::{self, Auth, NodeState};
 use crate::cli::args::{GlobalArgs, NodeArgs};
 use crate::metrics::Metrics;
 use crate::net::behaviour::SwarmOptions;
@@ -35,11 +36,15 @@ pub const NODE_FILE: &str = "node.json";
 /// Run the daemon until SIGTERM/SIGINT.
 pub fn run(global: &GlobalArgs, args: &NodeArgs) -> Result<()> {
     let path = crate::cli::output::repo_path(global)?;
+    let auth = match &global.api_token_file {
+        Some(file) => Auth::from_file(file)?,
+        None => Auth::open(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let result = runtime.block_on(run_async(&path, args));
+    let result = runtime.block_on(run_async(&path, args, auth));
     runtime.shutdown_timeout(Duration::from_secs(5));
     result
 }
@@ -66,9 +71,15 @@ async fn sample_store(repo: Arc<Repo>, metrics: Metrics) {
     }
 }
 
-async fn run_async(path: &Path, args: &NodeArgs) -> Result<()> {
+async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
     let repo = Arc::new(Repo::open_or_init(path, BlockstoreKind::Sled)?);
     let key = identity::load_or_create(path)?;
+    let public_key = key.public();
+    // Bind the API first: a bad --api fails the start before anything else runs.
+    let api_listener = api::server::bind(args.api, &auth).await?;
+    let api_addr = api_listener
+        .local_addr()
+        .context("reading the API's bound address")?;
     let psk = args
         .network_key
         .as_deref()
@@ -127,19 +138,32 @@ async fn run_async(path: &Path, args: &NodeArgs) -> Result<()> {
         }
         None => None,
     };
-    let state = Arc::new(api::ApiState {
+    let state = Arc::new(NodeState {
         repo: Arc::clone(&repo),
         client: client.clone(),
         bitswap,
+        public_key,
         fetch_timeout: Duration::from_secs(args.fetch_timeout),
         pins_changed,
         cluster: cluster.clone(),
     });
-    tokio::spawn(api::serve(listener, state));
+    tokio::spawn(ipc_server::serve(listener, Arc::clone(&state)));
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api_task = tokio::spawn(api::server::serve(
+        api_listener,
+        Arc::new(crate::cluster::api::commands(&state)),
+        Arc::new(auth),
+        async move {
+            let _ = api_stopped.await;
+        },
+    ));
+    api::server::write_api_file(path, api_addr)?;
+    tracing::info!(addr = %api_addr, "RPC API listening");
 
     // node.json follows the listen addresses; ready once there is one.
     let node_file = path.join(NODE_FILE);
     let socket_text = socket.display().to_string();
+    let api_url = format!("http://{api_addr}");
     tokio::spawn(async move {
         loop {
             let addrs = listen_rx.borrow_and_update().clone();
@@ -149,6 +173,7 @@ async fn run_async(path: &Path, args: &NodeArgs) -> Result<()> {
                     "peer_id": peer.to_string(),
                     "addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                     "api_socket": socket_text,
+                    "api": api_url,
                 });
                 let tmp = node_file.with_extension("json.tmp");
                 let written = async {
@@ -195,6 +220,9 @@ async fn run_async(path: &Path, args: &NodeArgs) -> Result<()> {
         None => wait_for_signal().await?,
     }
     tracing::info!("shutting down");
+    api::server::remove_api_file(path);
+    let _ = stop_api.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), api_task).await;
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(path.join(NODE_FILE));
     let flush = tokio::task::spawn_blocking(move || repo.flush()).await;

@@ -19,27 +19,13 @@ use tokio::sync::mpsc;
 
 use super::ipc::{MAX_FRAME, MAX_REQUEST, Request, TAG_DONE, TAG_ERROR, TAG_OUT, frame};
 use super::source::NetworkSource;
+use crate::api::NodeState;
 use crate::cli::args::{Cli, Command, DhtCommand, FindprovsArgs, SwarmCommand};
 use crate::cli::output::Ctx;
 use crate::net::Client;
-use crate::net::behaviour::agent_version;
-use crate::net::bitswap::Bitswap;
-use crate::repo::Repo;
-
-/// Everything a forwarded command may use.
-pub struct ApiState {
-    pub repo: Arc<Repo>,
-    pub client: Client,
-    pub bitswap: Bitswap,
-    pub fetch_timeout: Duration,
-    /// Tells the announcer that pins may have changed.
-    pub pins_changed: mpsc::Sender<()>,
-    /// The cluster member, when the node runs with `--cluster-secret-file`.
-    pub cluster: Option<crate::cluster::Cluster>,
-}
 
 /// Accept API connections until the task is dropped.
-pub async fn serve(listener: UnixListener, state: Arc<ApiState>) {
+pub async fn serve(listener: UnixListener, state: Arc<NodeState>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
@@ -53,7 +39,7 @@ pub async fn serve(listener: UnixListener, state: Arc<ApiState>) {
     }
 }
 
-async fn handle(stream: tokio::net::UnixStream, state: Arc<ApiState>) {
+async fn handle(stream: tokio::net::UnixStream, state: Arc<NodeState>) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read.take(MAX_REQUEST as u64));
     let mut line = String::new();
@@ -80,7 +66,7 @@ async fn send_out(write: &mut OwnedWriteHalf, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-async fn run(request: Request, state: &Arc<ApiState>, write: &mut OwnedWriteHalf) -> Result<()> {
+async fn run(request: Request, state: &Arc<NodeState>, write: &mut OwnedWriteHalf) -> Result<()> {
     let cli = match Cli::try_parse_from(&request.argv) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => return send_out(write, e.to_string().as_bytes()).await,
@@ -94,11 +80,7 @@ async fn run(request: Request, state: &Arc<ApiState>, write: &mut OwnedWriteHalf
     match cli.command {
         Command::Node(_) => bail!("a daemon is already running on this repository"),
         Command::Init(_) => bail!("the repository exists and a running daemon holds it"),
-        Command::Id => {
-            let addrs = client.listen_addrs().await?;
-            let text = id_json(client.local_peer_id(), &addrs)?;
-            send_out(write, text.as_bytes()).await
-        }
+        Command::Id => bail!("`id` goes through the HTTP API"),
         Command::Peers => {
             let mut out = String::new();
             for p in client.peers().await? {
@@ -142,16 +124,6 @@ async fn run(request: Request, state: &Arc<ApiState>, write: &mut OwnedWriteHalf
             result
         }
     }
-}
-
-/// `distribute id` output, shared with the offline form.
-pub fn id_json(peer: libp2p::PeerId, addrs: &[libp2p::Multiaddr]) -> Result<String> {
-    let value = serde_json::json!({
-        "ID": peer.to_string(),
-        "Addresses": addrs.iter().map(|a| format!("{a}/p2p/{peer}")).collect::<Vec<_>>(),
-        "AgentVersion": agent_version(),
-    });
-    Ok(format!("{}\n", serde_json::to_string_pretty(&value)?))
 }
 
 async fn findprovs(
@@ -204,7 +176,7 @@ impl Write for ChannelWriter {
 async fn run_blocking(
     command: Command,
     cwd: PathBuf,
-    state: &Arc<ApiState>,
+    state: &Arc<NodeState>,
     write: &mut OwnedWriteHalf,
 ) -> Result<()> {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(16);

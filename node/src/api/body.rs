@@ -1,0 +1,199 @@
+//! Response bodies: one JSON value, NDJSON and raw bytes streamed from a producer running on
+//! a blocking thread (the store and the importer are synchronous).
+//!
+//! [`ndjson_blocking`] and [`bytes_blocking`] start the producer and wait for its first
+//! output: a producer that fails before sending anything gets a proper error status; once
+//! bytes have gone out the status is fixed, so a later NDJSON error is sent as a last line in
+//! Kubo's error shape and a later byte-stream error cuts the transfer short (the client sees
+//! an incomplete chunked body). NDJSON answers carry Kubo's `X-Chunked-Output: 1` and
+//! announce the `X-Stream-Error` trailer.
+
+use std::io::Write;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use warp::http::header::{CONTENT_TYPE, HeaderValue};
+use warp::reply::{Reply, Response};
+
+use super::error::{ApiError, ErrorBody};
+
+/// Chunks in flight between a producer and the connection.
+const CHANNEL_DEPTH: usize = 16;
+/// Bytes a [`ByteSink`] gathers before sending a chunk.
+const CHUNK: usize = 256 << 10;
+
+type Chunk = Result<Bytes, std::io::Error>;
+
+/// One JSON value as the whole answer.
+pub fn json<T: Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(mut bytes) => {
+            bytes.push(b'\n');
+            with_type(Response::new(bytes.into()), "application/json")
+        }
+        Err(e) => {
+            let mut r = Response::new(format!("serializing the answer: {e}").into());
+            *r.status_mut() = warp::http::StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        }
+    }
+}
+
+/// [`json`] as a handler's result.
+pub fn ok_json<T: Serialize>(value: &T) -> Result<Response, ApiError> {
+    Ok(json(value))
+}
+
+fn with_type(mut response: Response, content_type: &'static str) -> Response {
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Chunks received from a channel, after an optional first one already taken, as a body
+/// stream (`Send + Sync`, which warp requires).
+struct ChannelStream {
+    first: Option<Chunk>,
+    rx: mpsc::Receiver<Chunk>,
+}
+
+impl futures::Stream for ChannelStream {
+    type Item = Chunk;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Chunk>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(first));
+        }
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// The producer's end of a streamed body.
+struct Sender {
+    tx: mpsc::Sender<Chunk>,
+    sent: bool,
+}
+
+impl Sender {
+    fn send(&mut self, bytes: Bytes) -> Result<(), ApiError> {
+        self.sent = true;
+        self.tx
+            .blocking_send(Ok(bytes))
+            .map_err(|_| ApiError::Internal("the client went away".into()))
+    }
+}
+
+/// Where an NDJSON producer sends its values.
+pub struct NdjsonSink(Sender);
+
+impl NdjsonSink {
+    /// Send one value as a line; fails once the client has gone away.
+    pub fn send<T: Serialize>(&mut self, value: &T) -> Result<(), ApiError> {
+        let mut bytes = serde_json::to_vec(value).map_err(ApiError::internal)?;
+        bytes.push(b'\n');
+        self.0.send(Bytes::from(bytes))
+    }
+}
+
+/// Where a byte-stream producer writes; buffered into chunks of [`CHUNK`] bytes.
+pub struct ByteSink {
+    sender: Sender,
+    buf: Vec<u8>,
+}
+
+impl Write for ByteSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let chunk = Bytes::from(std::mem::take(&mut self.buf));
+            self.sender
+                .send(chunk)
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        }
+        Ok(())
+    }
+}
+
+/// Stream the values `produce` sends as NDJSON.
+pub async fn ndjson_blocking<F>(produce: F) -> Result<Response, ApiError>
+where
+    F: FnOnce(&mut NdjsonSink) -> Result<(), ApiError> + Send + 'static,
+{
+    let mut response = spawn_stream("application/json", move |sender| {
+        let mut sink = NdjsonSink(sender);
+        match produce(&mut sink) {
+            Err(e) if sink.0.sent => {
+                let mut line = serde_json::to_vec(&ErrorBody::new(&e)).unwrap_or_default();
+                line.push(b'\n');
+                let _ = sink.0.send(Bytes::from(line));
+                Ok(())
+            }
+            other => other,
+        }
+    })
+    .await?;
+    let headers = response.headers_mut();
+    headers.insert("x-chunked-output", HeaderValue::from_static("1"));
+    headers.insert("trailer", HeaderValue::from_static("X-Stream-Error"));
+    Ok(response)
+}
+
+/// Stream the bytes `produce` writes, as `content_type`.
+pub async fn bytes_blocking<F>(content_type: &'static str, produce: F) -> Result<Response, ApiError>
+where
+    F: FnOnce(&mut ByteSink) -> Result<(), ApiError> + Send + 'static,
+{
+    spawn_stream(content_type, move |sender| {
+        let mut sink = ByteSink {
+            sender,
+            buf: Vec::new(),
+        };
+        let result = produce(&mut sink).and_then(|()| sink.flush().map_err(ApiError::internal));
+        match result {
+            Err(e) if sink.sender.sent => {
+                let _ = sink
+                    .sender
+                    .tx
+                    .blocking_send(Err(std::io::Error::other(e.to_string())));
+                Ok(())
+            }
+            other => other,
+        }
+    })
+    .await
+}
+
+/// Run `produce` on a blocking thread; answer once it has sent its first chunk (streaming
+/// the rest) or finished (with its error if it failed before sending anything). A producer
+/// that has not finished keeps running when the client goes away until its next send fails.
+async fn spawn_stream<F>(content_type: &'static str, produce: F) -> Result<Response, ApiError>
+where
+    F: FnOnce(Sender) -> Result<(), ApiError> + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
+    let task = tokio::task::spawn_blocking(move || produce(Sender { tx, sent: false }));
+    // `None` means the producer is done (it dropped its sender) without sending anything.
+    let first = match rx.recv().await {
+        Some(chunk) => Some(chunk),
+        None => {
+            task.await.map_err(ApiError::internal)??;
+            None
+        }
+    };
+    let stream = ChannelStream { first, rx };
+    Ok(with_type(
+        warp::reply::stream(stream).into_response(),
+        content_type,
+    ))
+}

@@ -1,0 +1,113 @@
+//! The cluster's endpoints on the node's HTTP RPC API, registered over the node's own when
+//! it runs in a cluster: `pin/add` and `pin/rm` act on the cluster pinset (a `pin/rm` of a
+//! CID that is only pinned locally stays a local unpin), `cluster/status`, `cluster/peers`,
+//! `cluster/drain`, `cluster/leave`. Shapes are the brief's contract; the work is
+//! [`Cluster`]'s.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use warp::reply::Response;
+
+use super::service::{Cluster, ClusterError};
+use crate::api::body::ok_json;
+use crate::api::pin::cid_args;
+use crate::api::{ApiError, Call, Commands, NodeState};
+
+/// The node's command table, with the cluster's endpoints when it is in a cluster.
+pub fn commands(node: &Arc<NodeState>) -> Commands {
+    let mut commands = crate::api::commands(node);
+    if node.cluster.is_some() {
+        commands.add("pin/add", node, pin_add);
+        commands.add("pin/rm", node, pin_rm);
+        commands.add("cluster/status", node, status);
+        commands.add("cluster/peers", node, peers);
+        commands.add("cluster/drain", node, drain);
+        commands.add("cluster/leave", node, leave);
+    }
+    commands
+}
+
+fn cluster(node: &NodeState) -> Result<&Cluster, ApiError> {
+    node.cluster
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound("this node is not in a cluster".into()))
+}
+
+fn api_error(e: ClusterError) -> ApiError {
+    match e {
+        ClusterError::NotPinned { .. } | ClusterError::UnknownPeer { .. } => {
+            ApiError::NotFound(e.to_string())
+        }
+        ClusterError::BadReplication(_) => ApiError::BadRequest(e.to_string()),
+        _ => ApiError::Internal(e.to_string()),
+    }
+}
+
+async fn pin_add(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
+    let cluster = cluster(&node)?;
+    let cids = cid_args(call.required_args("cid")?)?;
+    let (min, max) = match call.parsed::<u32>("replication")? {
+        Some(n) => (Some(n), Some(n)),
+        None => (
+            call.parsed::<u32>("replication-min")?,
+            call.parsed::<u32>("replication-max")?,
+        ),
+    };
+    let name = call.option("name").map(str::to_owned);
+    for cid in &cids {
+        cluster
+            .pin(cid, min, max, name.clone())
+            .await
+            .map_err(api_error)?;
+    }
+    let pins: Vec<String> = cids.iter().map(ToString::to_string).collect();
+    ok_json(&json!({ "Pins": pins }))
+}
+
+async fn pin_rm(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
+    let cluster = cluster(&node)?;
+    let cids = cid_args(call.required_args("cid")?)?;
+    let (in_cluster, local): (Vec<_>, Vec<_>) =
+        cids.iter().partition(|c| cluster.status(c).is_ok());
+    for cid in &in_cluster {
+        cluster.unpin(cid).map_err(api_error)?;
+    }
+    if !local.is_empty() {
+        let local: Vec<cid::Cid> = local.into_iter().collect();
+        node.blocking(move |repo| Ok(crate::ops::pin::rm(repo, &local)?))
+            .await?;
+        node.pins_may_have_changed();
+    }
+    let pins: Vec<String> = cids.iter().map(ToString::to_string).collect();
+    ok_json(&json!({ "Pins": pins }))
+}
+
+async fn status(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
+    let cluster = cluster(&node)?;
+    match call.args.first() {
+        Some(arg) => {
+            let cid = cid_args(std::slice::from_ref(arg))?;
+            let one = cid
+                .first()
+                .ok_or_else(|| ApiError::BadRequest("no CID".into()))?;
+            ok_json(&cluster.status(one).map_err(api_error)?)
+        }
+        None => ok_json(&json!({ "Pins": cluster.statuses() })),
+    }
+}
+
+async fn peers(node: Arc<NodeState>, _call: Call) -> Result<Response, ApiError> {
+    ok_json(&cluster(&node)?.peers())
+}
+
+async fn drain(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
+    let peer = call.arg(0, "peer")?;
+    ok_json(&cluster(&node)?.drain(peer).map_err(api_error)?)
+}
+
+async fn leave(node: Arc<NodeState>, _call: Call) -> Result<Response, ApiError> {
+    let cluster = cluster(&node)?;
+    cluster.leave();
+    ok_json(&json!({ "Peer": cluster.local_peer(), "Leaving": true }))
+}
