@@ -4,7 +4,7 @@
 //! builds the swarm and spawns its [`crate::net::EventLoop`], starts the Bitswap service
 //! over the repository's block store, connects to the bootstrap peers, announces content
 //! ([`provide`]), serves the local API on `<repo>/api.sock` ([`api`], [`ipc`]) and, when
-//! asked, metrics over HTTP ([`http`]). The addresses it listens on are logged and written
+//! asked, metrics over HTTP ([`http`]) and the HTTP gateway ([`crate::gateway`]). The addresses it listens on are logged and written
 //! to `<repo>/node.json`. SIGTERM or SIGINT shut it down and remove the socket.
 
 pub mod api;
@@ -83,6 +83,7 @@ async fn run_async(path: &Path, args: &NodeArgs) -> Result<()> {
     };
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
+    let gateway_metrics = crate::gateway::GatewayMetrics::register(&mut registry);
     let (client, events, mut listen_rx, control, event_loop) =
         crate::net::new(key, &opts, &listen, metrics.clone())?;
     let peer = client.local_peer_id();
@@ -111,6 +112,7 @@ async fn run_async(path: &Path, args: &NodeArgs) -> Result<()> {
         .with_context(|| format!("binding the API socket {}", socket.display()))?;
     let (pins_changed, changed_rx) = mpsc::channel(16);
     let (full_tx, full_rx) = mpsc::channel(4);
+    let gateway_bitswap = bitswap.clone();
     let state = Arc::new(api::ApiState {
         repo: Arc::clone(&repo),
         client: client.clone(),
@@ -119,6 +121,23 @@ async fn run_async(path: &Path, args: &NodeArgs) -> Result<()> {
         pins_changed,
     });
     tokio::spawn(api::serve(listener, state));
+
+    let gateway_url = match args.gateway {
+        Some(addr) => {
+            let gateway = crate::gateway::Gateway {
+                repo: Arc::clone(&repo),
+                bitswap: gateway_bitswap,
+                retrieval_timeout: Duration::from_secs(args.retrieval_timeout),
+                subdomain_host: args.subdomain_host.clone(),
+                metrics: gateway_metrics,
+            };
+            let url = crate::gateway::server::start(addr, gateway)
+                .await
+                .with_context(|| format!("binding the gateway address {addr}"))?;
+            Some(url)
+        }
+        None => None,
+    };
 
     // node.json follows the listen addresses; ready once there is one.
     let node_file = path.join(NODE_FILE);
@@ -132,6 +151,7 @@ async fn run_async(path: &Path, args: &NodeArgs) -> Result<()> {
                     "peer_id": peer.to_string(),
                     "addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                     "api_socket": socket_text,
+                    "gateway": gateway_url,
                 });
                 let tmp = node_file.with_extension("json.tmp");
                 let written = async {
