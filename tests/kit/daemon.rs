@@ -16,14 +16,21 @@ pub struct Daemon {
     child: Option<Child>,
     pub peer_id: String,
     pub addrs: Vec<String>,
+    /// `http://ip:port` of the HTTP gateway, when it runs.
+    pub gateway: Option<String>,
 }
 
 impl Daemon {
     pub fn start(node: Node, extra: &[&str]) -> Self {
+        Self::start_as(node, "node", extra)
+    }
+
+    /// Start `distribute <command>` (`node`, or `gateway`, which runs a node too).
+    pub fn start_as(node: Node, command: &str, extra: &[&str]) -> Self {
         let log = std::fs::File::create(node.dir.path().join("daemon.log")).unwrap();
         let mut args = vec![
             "--log-level=info,distribute=debug",
-            "node",
+            command,
             "--listen=/ip4/127.0.0.1/tcp/0",
             "--no-mdns",
         ];
@@ -62,11 +69,13 @@ impl Daemon {
             .iter()
             .map(|a| a.as_str().unwrap().to_owned())
             .collect();
+        let gateway = doc["gateway"].as_str().map(str::to_owned);
         Self {
             node,
             child: Some(child),
             peer_id,
             addrs,
+            gateway,
         }
     }
 

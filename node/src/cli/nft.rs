@@ -54,7 +54,10 @@ fn add(ctx: &mut Ctx<'_>, a: &NftAddArgs) -> Result<()> {
     let file = std::fs::File::open(&path)
         .with_context(|| format!("opening the media file {}", a.media.display()))?;
     if file.metadata()?.is_dir() {
-        bail!("{} is a directory; nft add takes one media file", a.media.display());
+        bail!(
+            "{} is a directory; nft add takes one media file",
+            a.media.display()
+        );
     }
     let opts = ImportOptions::default().with_cid_version(1);
     let store = ctx.repo.blocks();
@@ -140,9 +143,18 @@ mod tests {
 
     #[test]
     fn attributes() {
-        assert_eq!(parse_attribute("eyes=blue").unwrap(), ("eyes".into(), json!("blue")));
-        assert_eq!(parse_attribute("level=7").unwrap(), ("level".into(), json!(7)));
-        assert_eq!(parse_attribute("note=a=b").unwrap(), ("note".into(), json!("a=b")));
+        assert_eq!(
+            parse_attribute("eyes=blue").unwrap(),
+            ("eyes".into(), json!("blue"))
+        );
+        assert_eq!(
+            parse_attribute("level=7").unwrap(),
+            ("level".into(), json!(7))
+        );
+        assert_eq!(
+            parse_attribute("note=a=b").unwrap(),
+            ("note".into(), json!("a=b"))
+        );
         assert!(parse_attribute("novalue").is_err());
         assert!(parse_attribute("=x").is_err());
     }

@@ -44,7 +44,12 @@ pub fn human_size(bytes: u64) -> String {
 }
 
 /// The listing page of the directory at `content_path` (`/ipfs/<cid>/…`).
-pub fn render(content_path: &str, dir_cid: &str, entries: &[ListEntry], has_parent: bool) -> String {
+pub fn render(
+    content_path: &str,
+    dir_cid: &str,
+    entries: &[ListEntry],
+    has_parent: bool,
+) -> String {
     let title = escape_html(content_path);
     let mut html = String::with_capacity(512 + entries.len() * 256);
     let _ = write!(

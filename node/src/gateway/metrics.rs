@@ -90,8 +90,17 @@ mod tests {
         m.start().finish(200);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-        assert!(text.contains("gateway_requests_total{status=\"200\"} 2"), "{text}");
-        assert!(text.contains("gateway_requests_total{status=\"404\"} 1"), "{text}");
-        assert!(text.contains("gateway_request_duration_seconds_count 3"), "{text}");
+        assert!(
+            text.contains("gateway_requests_total{status=\"200\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gateway_requests_total{status=\"404\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gateway_request_duration_seconds_count 3"),
+            "{text}"
+        );
     }
 }

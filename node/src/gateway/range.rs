@@ -153,7 +153,14 @@ mod tests {
 
     #[test]
     fn malformed_ranges_are_bad_requests() {
-        for header in ["bytes=a-b", "bytes=5-2", "bytes=", "bytes=-", "bytes=1", "bytes=--1"] {
+        for header in [
+            "bytes=a-b",
+            "bytes=5-2",
+            "bytes=",
+            "bytes=-",
+            "bytes=1",
+            "bytes=--1",
+        ] {
             let err = parse_range_header(header).unwrap_err();
             assert_eq!(err.status(), 400, "{header}");
         }

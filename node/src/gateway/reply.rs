@@ -15,7 +15,10 @@ pub enum Body {
     Empty,
     Bytes(Vec<u8>),
     /// Produced by `job`; `len` is the exact length when known (sent as Content-Length).
-    Stream { len: Option<u64>, job: BodyJob },
+    Stream {
+        len: Option<u64>,
+        job: BodyJob,
+    },
 }
 
 impl std::fmt::Debug for Body {

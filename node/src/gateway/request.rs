@@ -200,7 +200,12 @@ pub fn parse(head: &RequestHead<'_>, subdomain_host: Option<&str>) -> Result<Rou
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     };
-    let format = response_format(get("format"), head.accept, get("dag-scope"), get("entity-bytes"))?;
+    let format = response_format(
+        get("format"),
+        head.accept,
+        get("dag-scope"),
+        get("entity-bytes"),
+    )?;
     let range = match (format, head.range) {
         (Format::Unixfs, Some(value)) => parse_range_header(value)?,
         _ => None,
@@ -333,7 +338,12 @@ fn response_format(
         let kind = parts.next().unwrap_or_default().to_ascii_lowercase();
         let params: Vec<(String, String)> = parts
             .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_owned()))
+            .map(|(k, v)| {
+                (
+                    k.trim().to_ascii_lowercase(),
+                    v.trim().trim_matches('"').to_owned(),
+                )
+            })
             .collect();
         if kind == RAW_TYPE {
             return Ok(Format::Raw);
@@ -449,7 +459,10 @@ mod tests {
 
     #[test]
     fn query_options_and_headers() {
-        let mut h = get(&format!("/ipfs/{CID}"), "filename=my+file%21.png&download=true");
+        let mut h = get(
+            &format!("/ipfs/{CID}"),
+            "filename=my+file%21.png&download=true",
+        );
         h.range = Some("bytes=1-2");
         h.if_none_match = Some(r#"W/"abc", "def""#);
         let c = content(&h);
@@ -479,8 +492,14 @@ mod tests {
             parse(&get("/ipfs", &format!("uri=ipfs://{CID}")), None).unwrap(),
             Route::Redirect(format!("/ipfs/{CID}"))
         );
-        assert_eq!(status(&get("/ipfs/", "uri=https%3A%2F%2Fevil.example")), 400);
+        assert_eq!(
+            status(&get("/ipfs/", "uri=https%3A%2F%2Fevil.example")),
+            400
+        );
         assert_eq!(status(&get("/ipfs/", "uri=ipfs%3A%2F%2Fnope")), 400);
-        assert_eq!(status(&get("/ipfs/", "uri=ipfs%3A%2F%2Fx%0d%0aSet-Cookie:a")), 400);
+        assert_eq!(
+            status(&get("/ipfs/", "uri=ipfs%3A%2F%2Fx%0d%0aSet-Cookie:a")),
+            400
+        );
     }
 }

@@ -62,16 +62,16 @@ pub async fn start(addr: SocketAddr, gateway: Gateway) -> std::io::Result<String
 pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
     let route = warp::method()
         .and(warp::path::full())
-        .and(
-            warp::query::raw()
-                .or(warp::any().map(String::new))
-                .unify(),
-        )
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
         .then(
             move |method: Method, path: warp::path::FullPath, query: String, headers: HeaderMap| {
                 let gateway = Arc::clone(&gateway);
-                async move { gateway.handle(method, path.as_str(), &query, &headers).await }
+                async move {
+                    gateway
+                        .handle(method, path.as_str(), &query, &headers)
+                        .await
+                }
             },
         );
     warp::serve(route).incoming(listener).run().await;
@@ -107,7 +107,10 @@ impl Gateway {
                 .header("Allow", "GET, HEAD, OPTIONS")
                 .header("Access-Control-Allow-Origin", "*")
                 .header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-                .header("Access-Control-Allow-Headers", "Range, Accept, If-None-Match"),
+                .header(
+                    "Access-Control-Allow-Headers",
+                    "Range, Accept, If-None-Match",
+                ),
             Ok(Route::Content(req)) => {
                 let gateway = Arc::clone(&self);
                 let runtime = Handle::current();
@@ -154,9 +157,12 @@ impl Gateway {
             StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let headers = response.headers_mut();
         for (name, value) in reply.headers {
-            match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+            match (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
                 (Ok(n), Ok(v)) => {
-                    headers.append(n, v);
+                    headers.insert(n, v);
                 }
                 _ => tracing::warn!(name, "dropping a header that is not valid"),
             }

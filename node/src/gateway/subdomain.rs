@@ -107,12 +107,24 @@ mod tests {
 
     #[test]
     fn path_urls_are_redirected_to_subdomains() {
-        let got = classify("example.org:8080", "example.org", &format!("/ipfs/{V0}/a/b"), "x=1", None);
+        let got = classify(
+            "example.org:8080",
+            "example.org",
+            &format!("/ipfs/{V0}/a/b"),
+            "x=1",
+            None,
+        );
         assert_eq!(
             got.unwrap(),
             Origin::Redirect(format!("http://{}.ipfs.example.org:8080/a/b?x=1", v1()))
         );
-        let got = classify("Example.org", "example.org", &format!("/ipfs/{V0}"), "", Some("https"));
+        let got = classify(
+            "Example.org",
+            "example.org",
+            &format!("/ipfs/{V0}"),
+            "",
+            Some("https"),
+        );
         assert_eq!(
             got.unwrap(),
             Origin::Redirect(format!("https://{}.ipfs.example.org/", v1()))

@@ -44,7 +44,10 @@ pub fn raw(
         .header("Cache-Control", IMMUTABLE)
         .header("X-Content-Type-Options", "nosniff");
     if not_modified(req, &etag) {
-        return Ok(Reply { status: 304, ..reply });
+        return Ok(Reply {
+            status: 304,
+            ..reply
+        });
     }
     let bytes = src
         .get_block(&cid)
@@ -68,7 +71,10 @@ pub fn car(req: &ContentRequest, cid: Cid, opts: CarOptions, common: Headers) ->
         .header("Cache-Control", IMMUTABLE)
         .header("X-Content-Type-Options", "nosniff");
     if not_modified(req, &etag) {
-        return Reply { status: 304, ..reply };
+        return Reply {
+            status: 304,
+            ..reply
+        };
     }
     let path = IpfsPath {
         root: req.root,
@@ -245,7 +251,10 @@ mod tests {
         );
         let mut all = vec![dir, file];
         all.extend(&leaves);
-        assert_eq!(car_blocks(&blocks, &path, opts(DagScope::Entity, None)), all);
+        assert_eq!(
+            car_blocks(&blocks, &path, opts(DagScope::Entity, None)),
+            all
+        );
         assert_eq!(car_blocks(&blocks, &path, opts(DagScope::All, None)), all);
         let middle = Some(EntityBytes {
             from: 120,
@@ -263,6 +272,9 @@ mod tests {
             car_blocks(&blocks, &root_only, opts(DagScope::Entity, None)),
             vec![dir]
         );
-        assert_eq!(car_blocks(&blocks, &root_only, opts(DagScope::All, None)).len(), 6);
+        assert_eq!(
+            car_blocks(&blocks, &root_only, opts(DagScope::All, None)).len(),
+            6
+        );
     }
 }
