@@ -32,7 +32,7 @@ pub struct RequestHead<'a> {
 /// What to do with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    Content(ContentRequest),
+    Content(Box<ContentRequest>),
     /// 301 to this location.
     Redirect(String),
     /// `OPTIONS`: the allowed methods.
@@ -219,7 +219,7 @@ pub fn parse(head: &RequestHead<'_>, subdomain_host: Option<&str>) -> Result<Rou
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Route::Content(ContentRequest {
+    Ok(Route::Content(Box::new(ContentRequest {
         root,
         segments,
         trailing_slash,
@@ -231,7 +231,7 @@ pub fn parse(head: &RequestHead<'_>, subdomain_host: Option<&str>) -> Result<Rou
         head: is_head,
         raw_path: head.path.to_owned(),
         raw_query: head.query.to_owned(),
-    }))
+    })))
 }
 
 fn decode_segment(raw: &str) -> Result<String, GatewayError> {
@@ -387,7 +387,7 @@ mod tests {
 
     fn content(head: &RequestHead<'_>) -> ContentRequest {
         match parse(head, None).unwrap() {
-            Route::Content(c) => c,
+            Route::Content(c) => *c,
             other => panic!("expected content, got {other:?}"),
         }
     }
