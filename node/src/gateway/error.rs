@@ -3,7 +3,6 @@
 //! directory is 404, content the network could not deliver in time is 504, a codec the path
 //! gateway cannot walk is 501.
 
-use cid::Cid;
 use thiserror::Error;
 
 use crate::content::exporter::ExportError;
@@ -67,11 +66,6 @@ impl GatewayError {
     /// A CID string in a request that does not parse.
     pub fn invalid_cid(text: &str, reason: impl std::fmt::Display) -> Self {
         Self::BadRequest(format!("invalid CID {text:?}: {reason}"))
-    }
-
-    /// An error about a specific block the gateway needed.
-    pub fn block(cid: &Cid, what: &str) -> Self {
-        Self::Internal(format!("block {cid}: {what}"))
     }
 }
 

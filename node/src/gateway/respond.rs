@@ -9,7 +9,7 @@ use super::error::GatewayError;
 use super::reply::Reply;
 use super::request::{ContentRequest, Format};
 use super::{trustless, unixfs};
-use crate::content::exporter::{BlockSource, lookup};
+use crate::content::exporter::{BlockSource, ExportError, lookup};
 
 /// Answer one content request.
 pub fn respond(src: &dyn BlockSource, req: &ContentRequest) -> Result<Reply, GatewayError> {
@@ -33,20 +33,20 @@ pub fn resolve_roots(
     let mut current = *root;
     if segments.is_empty() {
         // Fetch the root now: a CID nobody has must fail before any header is sent.
-        src.get_block(root)
-            .map_err(|source| {
-                GatewayError::from_export(crate::content::exporter::ExportError::Source {
-                    cid: *root,
-                    source,
-                })
-            })?
-            .ok_or_else(|| GatewayError::Timeout(format!("block {root} is not available")))?;
+        fetch_block(src, root)?;
     }
     for name in segments {
         current = lookup(src, &current, name).map_err(GatewayError::from_export)?;
         roots.push(current);
     }
     Ok(roots)
+}
+
+/// One block, from the store or the network; absent or late → 504.
+pub fn fetch_block(src: &dyn BlockSource, cid: &Cid) -> Result<Vec<u8>, GatewayError> {
+    src.get_block(cid)
+        .map_err(|source| GatewayError::from_export(ExportError::Source { cid: *cid, source }))?
+        .ok_or_else(|| GatewayError::Timeout(format!("block {cid} is not available")))
 }
 
 /// Headers every successful content response carries.

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use super::error::GatewayError;
 use super::reply::{Body, IMMUTABLE, Reply};
 use super::request::{CarOptions, ContentRequest, DagScope};
-use super::respond::not_modified;
+use super::respond::{fetch_block, not_modified};
 use crate::car::CarWriter;
 use crate::content::cid::IpfsPath;
 use crate::content::exporter::{self, BlockSource, ExportError, NodeKind, SourceError};
@@ -37,22 +37,11 @@ pub fn raw(
     cid: Cid,
     common: Headers,
 ) -> Result<Reply, GatewayError> {
-    let etag = format!("\"{cid}.raw\"");
-    let reply = Reply::new(200)
-        .headers(&common)
-        .header("ETag", etag.clone())
-        .header("Cache-Control", IMMUTABLE)
-        .header("X-Content-Type-Options", "nosniff");
-    if not_modified(req, &etag) {
-        return Ok(Reply {
-            status: 304,
-            ..reply
-        });
+    let reply = head(req, format!("\"{cid}.raw\""), &common);
+    if reply.status == 304 {
+        return Ok(reply);
     }
-    let bytes = src
-        .get_block(&cid)
-        .map_err(|source| GatewayError::from_export(ExportError::Source { cid, source }))?
-        .ok_or_else(|| GatewayError::Timeout(format!("block {cid} is not available")))?;
+    let bytes = fetch_block(src, &cid)?;
     Ok(reply
         .header("Content-Type", "application/vnd.ipld.raw")
         .header(
@@ -64,17 +53,9 @@ pub fn raw(
 
 /// `?format=car`: headers now, the CAR streamed by a job.
 pub fn car(req: &ContentRequest, cid: Cid, opts: CarOptions, common: Headers) -> Reply {
-    let etag = car_etag(req, &cid, opts);
-    let reply = Reply::new(200)
-        .headers(&common)
-        .header("ETag", etag.clone())
-        .header("Cache-Control", IMMUTABLE)
-        .header("X-Content-Type-Options", "nosniff");
-    if not_modified(req, &etag) {
-        return Reply {
-            status: 304,
-            ..reply
-        };
+    let reply = head(req, car_etag(req, &cid, opts), &common);
+    if reply.status == 304 {
+        return reply;
     }
     let path = IpfsPath {
         root: req.root,
@@ -90,6 +71,16 @@ pub fn car(req: &ContentRequest, cid: Cid, opts: CarOptions, common: Headers) ->
             len: None,
             job: Box::new(move |src, out| write_car(src, out, &path, opts)),
         })
+}
+
+/// Status and headers shared by raw and CAR answers: 304 when `If-None-Match` names `etag`.
+fn head(req: &ContentRequest, etag: String, common: &Headers) -> Reply {
+    let status = if not_modified(req, &etag) { 304 } else { 200 };
+    Reply::new(status)
+        .headers(common)
+        .header("ETag", etag)
+        .header("Cache-Control", IMMUTABLE)
+        .header("X-Content-Type-Options", "nosniff")
 }
 
 /// Weak: the same blocks may be written differently by another gateway. The suffix covers

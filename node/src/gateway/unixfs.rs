@@ -13,7 +13,7 @@ use super::error::GatewayError;
 use super::range::Resolved;
 use super::reply::{Body, IMMUTABLE, Reply};
 use super::request::{ContentRequest, SEGMENT};
-use super::respond::not_modified;
+use super::respond::{fetch_block, not_modified};
 use super::{listing, mime};
 use crate::content::exporter::{self, BlockSource, ExportError, NodeKind};
 
@@ -228,10 +228,7 @@ fn codec_block(
     if not_modified(req, &etag) {
         return Ok(not_modified_reply(etag, common));
     }
-    let bytes = src
-        .get_block(&cid)
-        .map_err(|source| GatewayError::from_export(ExportError::Source { cid, source }))?
-        .ok_or_else(|| GatewayError::Timeout(format!("block {cid} is not available")))?;
+    let bytes = fetch_block(src, &cid)?;
     Ok(Reply::new(200)
         .headers(&common)
         .header("Content-Type", content_type)
