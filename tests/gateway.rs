@@ -650,6 +650,17 @@ fn content_from_another_daemon_over_bitswap_and_504_when_nobody_has_it() {
     let r = get(&format!("{gw}/ipfs/{missing}"));
     assert_eq!(r.status, 504, "{}", r.text());
     assert_eq!(r.header("retry-after"), "2");
+    // A partial DAG (one leaf missing, nobody has it): 504 too, not a short body.
+    let partial = kit::shared_dir()
+        .join("gateway-fixtures/trustless_gateway_car/file-3k-and-3-blocks-missing-block.car");
+    let import = lonely
+        .node
+        .run(&["dag", "import", partial.to_str().unwrap()]);
+    assert!(import.stderr.contains("incomplete"), "{import:?}");
+    let r = get(&format!(
+        "{gw}/ipfs/QmYhmPjhFjYFyaoiuNzYv8WGavpSRDwdHWe5B4M5du5Rtk"
+    ));
+    assert_eq!(r.status, 504, "{}", r.text());
     let r = get(&format!("{gw}/ipfs/bafkqaaa"));
     assert_eq!(r.status, 200, "still serving after a timeout");
 }
