@@ -2,13 +2,19 @@
 # Gateway throughput beside nginx serving the same bytes from disk, in one run: requests per
 # second and p99 latency (wrk) for a 4 KiB and a 1 MiB file, local content.
 # Usage: bash bench/gateway.sh [seconds per run, default 10] [connections, default 32]
+#        (DISTRIBUTE_BIN=<binary> skips the release build)
 set -euo pipefail
 secs=${1:-10}
 conns=${2:-32}
 root=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/distribute-target}
-cargo build --release -q -p distribute --manifest-path "$root/Cargo.toml"
-bin="$CARGO_TARGET_DIR/release/distribute"
+# DISTRIBUTE_BIN=path runs an already built binary instead of building the release one.
+if [ -n "${DISTRIBUTE_BIN:-}" ]; then
+  bin=$DISTRIBUTE_BIN
+else
+  cargo build --release -q -p distribute --manifest-path "$root/Cargo.toml"
+  bin="$CARGO_TARGET_DIR/release/distribute"
+fi
 if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
   apt-get update -qq && apt-get install -y -qq wrk nginx >/dev/null
 fi
