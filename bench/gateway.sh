@@ -34,6 +34,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 mkdir -p "$work/www"
 head -c 4096 /dev/urandom > "$work/www/4k.bin"
 head -c $((1024 * 1024)) /dev/urandom > "$work/www/1m.bin"
+chmod a+x "$work"; chmod -R a+rX "$work/www"   # nginx workers run as another user
 
 # The gateway: a node whose repository holds the same two files in one directory.
 dir_cid=$("$bin" --repo "$work/repo" add -Q -r "$work/www")
