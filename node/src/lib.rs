@@ -11,6 +11,7 @@
 //!   and Bitswap (pure state machines plus the async service over libp2p streams).
 //! - [`daemon`]: `distribute node`: runs the network, announces content, serves the local
 //!   API socket the CLI forwards to, and metrics.
+//! - [`gateway`]: the read-only IPFS HTTP gateway (path, trustless and subdomain modes) on warp.
 //! - [`metrics`]: the Prometheus series, registered into one registry the daemon owns.
 //! - [`fsimport`]: adding files and folders from the local filesystem.
 //! - [`cli`]: the `distribute` command line.
@@ -22,6 +23,7 @@ pub mod cluster;
 pub mod content;
 pub mod daemon;
 pub mod fsimport;
+pub mod gateway;
 pub mod metrics;
 pub mod net;
 pub mod ops;

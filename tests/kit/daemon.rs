@@ -19,14 +19,21 @@ pub struct Daemon {
     pub addrs: Vec<String>,
     /// `http://127.0.0.1:PORT` of the RPC API.
     pub api: String,
+    /// `http://ip:port` of the HTTP gateway, when it runs.
+    pub gateway: Option<String>,
 }
 
 impl Daemon {
     pub fn start(node: Node, extra: &[&str]) -> Self {
+        Self::start_as(node, "node", extra)
+    }
+
+    /// Start `distribute <command>` (`node`, or `gateway`, which runs a node too).
+    pub fn start_as(node: Node, command: &str, extra: &[&str]) -> Self {
         let log = std::fs::File::create(node.dir.path().join("daemon.log")).unwrap();
         let mut args = vec![
             "--log-level=info,distribute=debug",
-            "node",
+            command,
             "--listen=/ip4/127.0.0.1/tcp/0",
             "--no-mdns",
         ];
@@ -74,12 +81,14 @@ impl Daemon {
             .map(|a| a.as_str().unwrap().to_owned())
             .collect();
         let api = doc["api"].as_str().unwrap().to_owned();
+        let gateway = doc["gateway"].as_str().map(str::to_owned);
         Self {
             node,
             child: Some(child),
             peer_id,
             addrs,
             api,
+            gateway,
         }
     }
 

@@ -90,6 +90,11 @@ pub enum Command {
     Cluster(ClusterCommand),
     /// Where a cluster pin is held: CID, size, local copy, pinned, holders.
     Status(StatusArgs),
+    /// Run a node whose HTTP gateway listens on --port (all interfaces).
+    Gateway(GatewayArgs),
+    /// NFT assets: media plus ERC-721/1155 metadata in one directory.
+    #[command(subcommand)]
+    Nft(NftCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,6 +150,57 @@ impl ReplicationArgs {
             None => (self.replication_min, self.replication_max),
         }
     }
+}
+
+/// `host:port`, or `:port` for all IPv4 interfaces.
+fn socket_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    let full = if text.starts_with(':') {
+        format!("0.0.0.0{text}")
+    } else {
+        text.to_owned()
+    };
+    full.parse()
+        .map_err(|_| format!("{text:?} is not an address: expected host:port or :port"))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// Gateway port, bound on all interfaces (`--gateway ADDR` picks the address instead).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+impl GatewayArgs {
+    /// The node's options, with the gateway on.
+    pub fn node_args(&self) -> NodeArgs {
+        let mut node = self.node.clone();
+        node.gateway
+            .get_or_insert_with(|| std::net::SocketAddr::from(([0, 0, 0, 0], self.port)));
+        node
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NftCommand {
+    /// Put a media file and its metadata.json in one directory, pin it, print the metadata URI.
+    Add(NftAddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NftAddArgs {
+    /// The token's name.
+    #[arg(long)]
+    pub name: String,
+    /// The token's description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// A trait as `key=value` (repeatable); integer values become numbers.
+    #[arg(long = "attribute")]
+    pub attributes: Vec<String>,
+    /// The media file (image, video, model …).
+    pub media: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -216,6 +272,15 @@ pub struct NodeArgs {
     /// needs --api-token-file.
     #[arg(long, default_value = "127.0.0.1:5001")]
     pub api: std::net::SocketAddr,
+    /// Serve the HTTP gateway on this address (`host:port`, or `:port` for all interfaces).
+    #[arg(long, value_parser = socket_addr)]
+    pub gateway: Option<std::net::SocketAddr>,
+    /// Seconds a gateway request may wait for blocks from the network before it gets a 504.
+    #[arg(long, default_value_t = 30)]
+    pub retrieval_timeout: u64,
+    /// Subdomain gateway mode: serve `<cidv1>.ipfs.<HOST>` and redirect path URLs there.
+    #[arg(long)]
+    pub subdomain_host: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

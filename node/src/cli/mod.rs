@@ -8,6 +8,7 @@ mod block;
 mod cidfmt;
 mod dag;
 mod net;
+mod nft;
 pub mod output;
 mod pin;
 mod read;
@@ -91,6 +92,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Init(a) => return repo::init(global, a),
         Command::Cid(c) => return cidfmt::run(c, &mut stdout()),
         Command::Node(a) => return crate::daemon::run(global, a),
+        Command::Gateway(a) => return crate::daemon::run(global, &a.node_args()),
         Command::Add(a) => a.blockstore.parse()?,
         _ => BlockstoreKind::Sled,
     };
@@ -177,8 +179,9 @@ pub fn execute(ctx: &mut Ctx<'_>, command: Command) -> Result<()> {
         Command::Block(c) => block::run(ctx, c),
         Command::Repo(c) => repo::run(ctx, c),
         Command::Cid(c) => cidfmt::run(&c, ctx.out),
+        Command::Nft(c) => nft::run(ctx, c),
         Command::Init(_) => anyhow::bail!("init does not run against an open repository"),
-        Command::Node(_) => {
+        Command::Node(_) | Command::Gateway(_) => {
             anyhow::bail!("the node runs on its own, not against an open repository")
         }
         Command::Id => net::id(&Backend::Local(ctx.repo), ctx.out),

@@ -4,7 +4,7 @@
 //! builds the swarm and spawns its [`crate::net::EventLoop`], starts the Bitswap service
 //! over the repository's block store, connects to the bootstrap peers, announces content
 //! ([`provide`]), serves the local API on `<repo>/api.sock` ([`api`], [`ipc`]) and, when
-//! asked, metrics over HTTP ([`http`]). The addresses it listens on are logged and written
+//! asked, metrics over HTTP ([`http`]) and the HTTP gateway ([`crate::gateway`]). The addresses it listens on are logged and written
 //! to `<repo>/node.json`. SIGTERM or SIGINT shut it down and remove the socket.
 
 pub mod http;
@@ -95,6 +95,7 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let cluster_metrics = crate::cluster::metrics::ClusterMetrics::register(&mut registry);
+    let gateway_metrics = crate::gateway::GatewayMetrics::register(&mut registry);
     let (client, events, mut listen_rx, control, event_loop) =
         crate::net::new(key, &opts, &listen, metrics.clone())?;
     let peer = client.local_peer_id();
@@ -124,6 +125,7 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
         .with_context(|| format!("binding the API socket {}", socket.display()))?;
     let (pins_changed, changed_rx) = mpsc::channel(16);
     let (full_tx, full_rx) = mpsc::channel(4);
+    let gateway_bitswap = bitswap.clone();
     let cluster = match cluster_config(args)? {
         Some(config) => {
             let parts = crate::cluster::ClusterParts {
@@ -160,6 +162,23 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
     api::server::write_api_file(path, api_addr)?;
     tracing::info!(addr = %api_addr, "RPC API listening");
 
+    let gateway_url = match args.gateway {
+        Some(addr) => {
+            let gateway = crate::gateway::Gateway {
+                repo: Arc::clone(&repo),
+                bitswap: gateway_bitswap,
+                retrieval_timeout: Duration::from_secs(args.retrieval_timeout),
+                subdomain_host: args.subdomain_host.clone(),
+                metrics: gateway_metrics,
+            };
+            let url = crate::gateway::server::start(addr, gateway)
+                .await
+                .with_context(|| format!("binding the gateway address {addr}"))?;
+            Some(url)
+        }
+        None => None,
+    };
+
     // node.json follows the listen addresses; ready once there is one.
     let node_file = path.join(NODE_FILE);
     let socket_text = socket.display().to_string();
@@ -174,6 +193,7 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
                     "addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                     "api_socket": socket_text,
                     "api": api_url,
+                    "gateway": gateway_url,
                 });
                 let tmp = node_file.with_extension("json.tmp");
                 let written = async {
