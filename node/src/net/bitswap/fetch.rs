@@ -143,6 +143,11 @@ impl Bitswap {
                             session.add_peer(peer, ProtocolVersion::V1_2_0, now);
                         }
                         Some(SessionInput::PeerGone(peer)) => session.remove_peer(&peer, now),
+                        Some(SessionInput::Unsolicited(peer, prefix)) => {
+                            if session.on_unsolicited(&peer, &prefix, now) {
+                                tracing::warn!(%peer, "peer answered a want-block with corrupt data; penalised, asking other peers");
+                            }
+                        }
                         Some(_) => {}
                         None => break Err(FetchError::Stopped),
                     }

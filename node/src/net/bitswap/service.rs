@@ -20,6 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::ledger::{Lookup, Server, ServerConfig, Work};
 use super::message::{Message, ProtocolVersion};
+use super::prefix::CidPrefix;
+use super::solicited::Solicited;
 use super::streams::{FrameReader, Outgoing, writer};
 use crate::metrics::Metrics;
 use crate::net::{Client, NetEvent};
@@ -39,6 +41,8 @@ pub(super) enum SessionInput {
     PeerConnected(PeerId),
     PeerGone(PeerId),
     Provider(PeerId),
+    /// The peer sent a block under this prefix that hashes to a CID we never asked it for.
+    Unsolicited(PeerId, CidPrefix),
 }
 
 pub(super) enum Input {
@@ -118,6 +122,7 @@ impl Bitswap {
             versions: HashMap::new(),
             sessions: HashMap::new(),
             connected: HashSet::new(),
+            solicited: Solicited::default(),
             store: Arc::clone(&store),
             tx: tx.clone(),
             serving: false,
@@ -180,6 +185,8 @@ struct Actor {
     versions: HashMap<PeerId, ProtocolVersion>,
     sessions: HashMap<u64, mpsc::Sender<SessionInput>>,
     connected: HashSet<PeerId>,
+    /// What we asked each peer for: a block outside it is corrupt or junk.
+    solicited: Solicited<PeerId>,
     store: Arc<dyn Blockstore>,
     tx: mpsc::Sender<Input>,
     /// A turn's store lookups are running.
@@ -200,9 +207,10 @@ impl Actor {
             Input::Inbound {
                 peer,
                 version,
-                message,
+                mut message,
             } => {
                 self.versions.insert(peer, version);
+                self.drop_unsolicited(peer, &mut message);
                 if !message.wantlist.is_empty() || message.full {
                     self.server.receive(&peer, version, &message);
                 }
@@ -218,6 +226,7 @@ impl Actor {
             Input::Net(NetEvent::PeerDisconnected(peer)) => {
                 self.connected.remove(&peer);
                 self.server.peer_disconnected(&peer);
+                self.solicited.forget(&peer);
                 self.writers.remove(&peer);
                 self.versions.remove(&peer);
                 self.broadcast(|| SessionInput::PeerGone(peer));
@@ -248,6 +257,25 @@ impl Actor {
         }
     }
 
+    /// Remove the blocks `peer` was not asked for; each is counted, logged and reported to
+    /// the sessions, which penalise the peer and re-request elsewhere.
+    fn drop_unsolicited(&mut self, peer: PeerId, message: &mut Message) {
+        let mut bad = Vec::new();
+        message.blocks.retain(|b| {
+            let asked = self.solicited.take(&peer, &b.cid);
+            if !asked {
+                bad.push((b.cid, b.data.len()));
+            }
+            asked
+        });
+        for (cid, len) in bad {
+            self.metrics.blocks_rejected.inc();
+            tracing::warn!(%peer, %cid, len, "dropped a block we did not ask this peer for (corrupt data or junk)");
+            let prefix = CidPrefix::of(&cid);
+            self.broadcast(|| SessionInput::Unsolicited(peer, prefix));
+        }
+    }
+
     fn broadcast(&mut self, mut make: impl FnMut() -> SessionInput) {
         self.sessions.retain(|id, tx| match tx.try_send(make()) {
             Ok(()) => true,
@@ -263,6 +291,9 @@ impl Actor {
     }
 
     fn send(&mut self, peer: PeerId, message: Message) {
+        for entry in message.wantlist.iter().filter(|e| !e.cancel) {
+            self.solicited.asked(&peer, entry.cid);
+        }
         let version = self
             .versions
             .get(&peer)

@@ -18,9 +18,11 @@
 //! for providers ([`Action::FindProviders`]); after [`SessionConfig::max_attempts`] failed
 //! want-blocks a CID fails. Once a block arrives, peers still asked about it get a cancel.
 //!
-//! With Bitswap 1.1.0+ a receiver rebuilds a block's CID from the data it got, so data
-//! corrupted in transit surfaces as an unrequested CID (ignored here, the want then times
-//! out); the verification here catches blocks whose CID came from anywhere else.
+//! With Bitswap 1.1.0+ a receiver rebuilds a block's CID from the data it got, so corrupt
+//! data surfaces as a CID nobody asked that peer for; the service spots those
+//! ([`super::solicited`]) and reports them through [`Session::on_unsolicited`], which moves
+//! the peer's matching want-blocks elsewhere and strikes it. The verification in
+//! [`Session::on_block`] catches blocks whose CID came from anywhere else.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
@@ -29,6 +31,7 @@ use std::time::{Duration, Instant};
 use cid::Cid;
 
 use super::message::{Message, PresenceType, ProtocolVersion, WantType, WantlistEntry};
+use super::prefix::CidPrefix;
 use crate::content::cid::{CidError, verify};
 
 /// Limits and timing of a session.
@@ -383,12 +386,7 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
         };
         if verify(&cid, &data).is_err() {
             self.rule_out(peer, cid, false);
-            if let Some(score) = self.peers.get_mut(peer) {
-                score.strikes += 1;
-                if score.strikes >= self.config.max_strikes {
-                    self.exclude(peer, now);
-                }
-            }
+            self.strike(peer, now);
             self.schedule(now);
             return;
         }
@@ -409,6 +407,42 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
         self.avg_block += EWMA_ALPHA * (data.len() as f64 - self.avg_block);
         self.actions.push(Action::Deliver { cid, data });
         self.schedule(now);
+    }
+
+    /// `peer` sent a block that hashes to a CID nobody asked it for: data corrupted on its
+    /// side or in transit (Bitswap rebuilds the CID from the bytes), or junk. Which of our
+    /// want-blocks it was meant to answer cannot be known, so every want-block this session
+    /// has at `peer` with the same CID prefix goes to another candidate, and the peer gets
+    /// a strike ([`SessionConfig::max_strikes`] exclude it). Returns whether this session was
+    /// concerned (had such want-blocks); an unconcerned session changes nothing.
+    pub fn on_unsolicited(&mut self, peer: &P, prefix: &CidPrefix, now: Instant) -> bool {
+        let suspects: Vec<Cid> = self
+            .wants
+            .iter()
+            .filter(|(cid, s)| {
+                s.block_request.as_ref().is_some_and(|(p, _)| p == peer)
+                    && CidPrefix::of(cid) == *prefix
+            })
+            .map(|(cid, _)| *cid)
+            .collect();
+        if suspects.is_empty() {
+            return false;
+        }
+        for cid in suspects {
+            self.rule_out(peer, cid, true);
+        }
+        self.strike(peer, now);
+        self.schedule(now);
+        true
+    }
+
+    fn strike(&mut self, peer: &P, now: Instant) {
+        if let Some(score) = self.peers.get_mut(peer) {
+            score.strikes += 1;
+            if score.strikes >= self.config.max_strikes {
+                self.exclude(peer, now);
+            }
+        }
     }
 
     /// Time out unanswered want-haves and want-blocks older than the timeout.
