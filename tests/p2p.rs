@@ -1,19 +1,19 @@
 //! The peer-to-peer node as users run it: real `distribute node` processes on loopback
 //! (`--no-mdns`, so only what the test configures connects). Three nodes find and fetch
 //! content through the DHT and Bitswap; a holder killed mid-transfer is survived; the CLI
-//! works through a running daemon with the same output as offline; metrics are served;
-//! corrupt blocks (from a rogue peer, or a holder's damaged disk) never end up fetched.
+//! works through a running daemon with the same output as offline; metrics are served.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod kit;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
 
-use kit::daemon::{Daemon, START};
-use kit::rogue::Rogue;
+use distribute::content::cid::{CODEC_RAW, block_cid};
+use kit::daemon::{Daemon, START, free_port, http_get, metric};
+use kit::rogue::{Mode, Rogue};
 use kit::{Node, gen_bytes, wait_for};
 
 const FIND: Duration = Duration::from_secs(120);
@@ -105,89 +105,32 @@ fn transfer_survives_a_holder_killed_mid_way() {
     );
 }
 
-/// A peer that answers want-blocks with garbage under the wanted CID's prefix (a holder with
-/// corrupt storage that does not verify what it serves): the fetcher drops those blocks,
-/// counts and penalises them, and gets every block from the honest holder.
+/// SIGTERM while a fetch is in flight (its only holder says HAVE and never delivers): the
+/// daemon cancels the fetch and exits cleanly, without a panic; the command fails.
 #[test]
-fn corrupt_blocks_from_a_peer_are_dropped_penalised_and_fetched_elsewhere() {
-    // 64 leaves: more than one peer's window of want-blocks, so the rogue is asked too.
-    let data = gen_bytes(21, 16 << 20);
-    let b = Daemon::start(Node::new(), &[]);
-    let cid = b.node.add(&b.node.write("f.bin", &data), &[]);
-    let port = free_port();
-    let c = Daemon::start(Node::new(), &["--metrics", &format!("127.0.0.1:{port}")]);
-    let rogue = Rogue::start();
+fn daemon_stopped_mid_fetch_exits_cleanly() {
+    let mut c = Daemon::start(Node::new(), &[]);
+    let rogue = Rogue::start(Mode::Stall);
     c.node.run(&["swarm", "connect", &rogue.addr]).ok();
-    c.node.run(&["swarm", "connect", &b.addr()]).ok();
-
-    let out = c.node.run(&["cat", &cid]);
-    assert_eq!(out.code, 0, "cat failed: {}\n{}", out.stderr, c.log());
-    assert!(
-        out.raw_stdout == data,
-        "got {} bytes, want {}",
-        out.raw_stdout.len(),
-        data.len()
-    );
-    assert!(
-        rogue.corrupt_sent() >= 1,
-        "the rogue was never asked for a block, so nothing was tested"
-    );
-    let rejected = metric(port, "bitswap_blocks_rejected_total").unwrap();
-    assert!(
-        rejected >= 1.0,
-        "{} corrupt blocks sent, {rejected} rejected",
-        rogue.corrupt_sent()
-    );
+    let cid = block_cid(CODEC_RAW, 1, b"only the staller claims this block").to_string();
+    let cat = c
+        .node
+        .command(&["cat", &cid])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the fetch to ask the staller for the block", START, || {
+        rogue.block_wants() >= 1
+    });
+    c.stop(); // SIGTERM; asserts a zero exit status
+    let out = cat.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "cat cannot have succeeded: {stderr}");
+    assert!(stderr.contains("Error: "), "cat printed no error: {stderr}");
     let log = c.log();
-    assert!(log.contains("penalised"), "no penalty logged:\n{log}");
-}
-
-/// A holder whose flatfs block files were overwritten on disk does not serve the bad bytes:
-/// its store re-hashes on read, deletes the corrupt block and answers DONT_HAVE, and the
-/// fetcher gets the block from the other holder.
-#[test]
-fn a_holder_with_corrupt_block_files_never_serves_them() {
-    let data = gen_bytes(22, 16 << 20);
-    let a_node = Node::with_backend("flatfs");
-    let cid = a_node.add(&a_node.write("f.bin", &data), &[]);
-    // Overwrite part of every leaf (full 256 KiB chunks); the root stays intact.
-    let mut corrupted = 0;
-    for shard in std::fs::read_dir(a_node.repo().join("blocks")).unwrap() {
-        let shard = shard.unwrap().path();
-        if !shard.is_dir() {
-            continue;
-        }
-        for f in std::fs::read_dir(&shard).unwrap() {
-            let f = f.unwrap().path();
-            if std::fs::metadata(&f).unwrap().len() >= 256 << 10 {
-                let mut bytes = std::fs::read(&f).unwrap();
-                bytes[1000..1016].copy_from_slice(b"corrupted bytes!");
-                std::fs::write(&f, bytes).unwrap();
-                corrupted += 1;
-            }
-        }
-    }
-    assert_eq!(corrupted, 64, "leaves found on disk");
-    let a = Daemon::start(a_node, &[]);
-    let b = Daemon::start(Node::new(), &[]);
-    assert_eq!(b.node.add(&b.node.write("f.bin", &data), &[]), cid);
-    let c = Daemon::start(Node::new(), &[]);
-    c.node.run(&["swarm", "connect", &a.addr()]).ok();
-    c.node.run(&["swarm", "connect", &b.addr()]).ok();
-
-    let out = c.node.run(&["cat", &cid]);
-    assert_eq!(out.code, 0, "cat failed: {}\n{}", out.stderr, c.log());
-    assert!(out.raw_stdout == data, "fetched bytes differ");
-    let a_log = a.log();
-    assert!(
-        a_log.contains("corrupt block deleted"),
-        "A was never asked for a corrupt leaf:\n{a_log}"
-    );
-    let c_log = c.log();
-    assert!(
-        !c_log.contains("dropped a block we did not ask"),
-        "A served corrupt bytes:\n{c_log}"
-    );
+    assert!(!log.contains("panicked"), "the daemon panicked:\n{log}");
 }
 
 #[test]
@@ -265,39 +208,4 @@ fn metrics_health_and_ready_are_served() {
     assert_eq!(http_get(port, "/health").0, 200);
     assert_eq!(http_get(port, "/ready").0, 200);
     assert_eq!(http_get(port, "/nope").0, 404);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
-}
-
-fn metric(port: u16, name: &str) -> Option<f64> {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return None;
-    };
-    write!(s, "GET /metrics HTTP/1.1\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
 }

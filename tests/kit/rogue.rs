@@ -2,9 +2,11 @@
 //! speaks Bitswap 1.2.0 badly on purpose, and can open raw streams on any protocol to write
 //! arbitrary bytes (malformed kad or bitswap frames). It runs on its own tokio runtime.
 //!
-//! As a Bitswap peer it answers every want-have with HAVE and every want-block with a block
-//! under the wanted CID's prefix whose data is garbage, as a holder with corrupt storage (and
-//! no verification) would. [`Rogue::corrupt_sent`] counts the blocks it sent.
+//! As a Bitswap peer it answers every want-have with HAVE and every want-block, in
+//! [`Mode::Corrupt`], with a block under the wanted CID's prefix whose data is garbage, as a
+//! holder with corrupt storage (and no verification) would; in [`Mode::Stall`] it never
+//! sends the block, so a fetch from it stays in flight. [`Rogue::corrupt_sent`] counts the
+//! corrupt blocks sent, [`Rogue::block_wants`] the want-blocks received.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,23 +19,32 @@ use libp2p::{Multiaddr, PeerId, StreamProtocol, noise, tcp, yamux};
 
 const BITSWAP: &str = "/ipfs/bitswap/1.2.0";
 
+/// How the rogue answers want-blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Corrupt,
+    Stall,
+}
+
 pub struct Rogue {
     pub peer_id: PeerId,
     /// Dialable address with the peer ID.
     pub addr: String,
     control: libp2p_stream::Control,
     runtime: tokio::runtime::Runtime,
-    pub corrupt_sent: Arc<AtomicU64>,
+    corrupt_sent: Arc<AtomicU64>,
+    block_wants: Arc<AtomicU64>,
 }
 
 impl Rogue {
-    pub fn start() -> Self {
+    pub fn start(mode: Mode) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
         let corrupt_sent = Arc::new(AtomicU64::new(0));
+        let block_wants = Arc::new(AtomicU64::new(0));
         let (peer_id, addr, control) = runtime.block_on(async {
             let mut swarm = libp2p::SwarmBuilder::with_new_identity()
                 .with_tokio()
@@ -70,10 +81,14 @@ impl Rogue {
             .clone()
             .accept(StreamProtocol::new(BITSWAP))
             .unwrap();
-        let (ctl, sent) = (control.clone(), Arc::clone(&corrupt_sent));
+        let counters = Counters {
+            sent: Arc::clone(&corrupt_sent),
+            wants: Arc::clone(&block_wants),
+        };
+        let ctl = control.clone();
         runtime.spawn(async move {
             while let Some((peer, stream)) = incoming.next().await {
-                tokio::spawn(serve_corrupt(peer, stream, ctl.clone(), Arc::clone(&sent)));
+                tokio::spawn(serve(mode, peer, stream, ctl.clone(), counters.clone()));
             }
         });
         Self {
@@ -82,7 +97,12 @@ impl Rogue {
             control,
             runtime,
             corrupt_sent,
+            block_wants,
         }
+    }
+
+    pub fn block_wants(&self) -> u64 {
+        self.block_wants.load(Ordering::SeqCst)
     }
 
     pub fn corrupt_sent(&self) -> u64 {
@@ -120,12 +140,19 @@ impl Rogue {
     }
 }
 
+#[derive(Clone)]
+struct Counters {
+    sent: Arc<AtomicU64>,
+    wants: Arc<AtomicU64>,
+}
+
 /// Read want messages from one inbound stream and answer on our own outbound stream.
-async fn serve_corrupt(
+async fn serve(
+    mode: Mode,
     peer: PeerId,
     mut inbound: libp2p::Stream,
     mut control: libp2p_stream::Control,
-    sent: Arc<AtomicU64>,
+    counters: Counters,
 ) {
     let Ok(mut out) = control
         .open_stream(peer, StreamProtocol::new(BITSWAP))
@@ -145,10 +172,15 @@ async fn serve_corrupt(
                         cid: want.cid,
                         presence: PresenceType::Have,
                     }),
-                    WantType::Block => reply.blocks.push(Block {
+                    WantType::Block => {
+                        counters.wants.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                if want.want_type == WantType::Block && mode == Mode::Corrupt {
+                    reply.blocks.push(Block {
                         cid: want.cid,
                         data: format!("corrupt bytes standing in for {}", want.cid).into_bytes(),
-                    }),
+                    });
                 }
             }
             let blocks = reply.blocks.len() as u64;
@@ -161,7 +193,7 @@ async fn serve_corrupt(
             if out.write_all(&frame).await.is_err() || out.flush().await.is_err() {
                 return;
             }
-            sent.fetch_add(blocks, Ordering::SeqCst);
+            counters.sent.fetch_add(blocks, Ordering::SeqCst);
         }
         match inbound.read(&mut chunk).await {
             Ok(0) | Err(_) => return,

@@ -114,7 +114,7 @@ async fn run_async(path: &Path, args: &NodeArgs) -> Result<()> {
     let state = Arc::new(api::ApiState {
         repo: Arc::clone(&repo),
         client: client.clone(),
-        bitswap,
+        bitswap: bitswap.clone(),
         fetch_timeout: Duration::from_secs(args.fetch_timeout),
         pins_changed,
     });
@@ -160,6 +160,7 @@ async fn run_async(path: &Path, args: &NodeArgs) -> Result<()> {
 
     wait_for_signal().await?;
     tracing::info!("shutting down");
+    bitswap.shutdown(Duration::from_secs(3)).await;
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(path.join(NODE_FILE));
     let flush = tokio::task::spawn_blocking(move || repo.flush()).await;

@@ -33,6 +33,8 @@ pub enum FetchError {
     Store { cid: Cid, reason: String },
     #[error("the bitswap service has stopped")]
     Stopped,
+    #[error("the daemon is shutting down; the fetch was cancelled")]
+    ShuttingDown,
 }
 
 /// What a finished fetch did.
@@ -40,6 +42,15 @@ pub enum FetchError {
 pub struct FetchStats {
     pub blocks: u64,
     pub bytes: u64,
+}
+
+/// Counts a fetch as running for [`Bitswap::shutdown`] until dropped.
+struct Running(tokio::sync::watch::Sender<usize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 /// Unregisters the session from the actor however the fetch ends.
@@ -59,6 +70,13 @@ impl Bitswap {
     /// stored, or fails after `timeout`.
     pub async fn fetch_dag(&self, root: Cid, timeout: Duration) -> Result<FetchStats, FetchError> {
         let inner = &self.inner;
+        // Counted before the flag is read: `shutdown` sets the flag, then waits for none.
+        inner.active.send_modify(|n| *n += 1);
+        let _running = Running(inner.active.clone());
+        let mut shutdown = inner.shutdown.subscribe();
+        if *shutdown.borrow_and_update() {
+            return Err(FetchError::ShuttingDown);
+        }
         let id = self.next_session_id();
         let (session_tx, mut rx) = mpsc::channel(SESSION_QUEUE);
         let (reply, connected) = oneshot::channel();
@@ -153,6 +171,7 @@ impl Bitswap {
                     }
                 }
                 () = tokio::time::sleep_until(tick_at) => session.tick(Instant::now()),
+                _ = shutdown.wait_for(|stop| *stop) => break Err(FetchError::ShuttingDown),
                 () = tokio::time::sleep_until(deadline) => {
                     break Err(FetchError::Timeout { root, secs: timeout.as_secs(), pending: session.pending() });
                 }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use cid::Cid;
 use futures::StreamExt;
 use libp2p::{PeerId, StreamProtocol};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::ledger::{Lookup, Server, ServerConfig, Work};
 use super::message::{Message, ProtocolVersion};
@@ -83,6 +83,10 @@ pub(super) struct Inner {
     pub(super) store: Arc<dyn Blockstore>,
     pub(super) metrics: Metrics,
     pub(super) next_session: AtomicU64,
+    /// Set once by [`Bitswap::shutdown`]: running fetches stop, new ones refuse to start.
+    pub(super) shutdown: watch::Sender<bool>,
+    /// Fetches running now ([`Bitswap::shutdown`] waits for none).
+    pub(super) active: watch::Sender<usize>,
 }
 
 impl Bitswap {
@@ -136,12 +140,32 @@ impl Bitswap {
                 store,
                 metrics,
                 next_session: AtomicU64::new(1),
+                shutdown: watch::Sender::new(false),
+                active: watch::Sender::new(0),
             }),
         }
     }
 
     pub(super) fn next_session_id(&self) -> u64 {
         self.inner.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Stop every running fetch (each fails with [`super::FetchError::ShuttingDown`]) and
+    /// refuse new ones; returns once none is running, or after `grace`. The daemon calls
+    /// this before its runtime shuts down, so no fetch is left polling the runtime's timers
+    /// on a blocking thread while they go away.
+    pub async fn shutdown(&self, grace: std::time::Duration) {
+        self.inner.shutdown.send_replace(true);
+        let mut active = self.inner.active.subscribe();
+        if tokio::time::timeout(grace, active.wait_for(|n| *n == 0))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = *active.borrow(),
+                "bitswap fetches still running at shutdown"
+            );
+        }
     }
 }
 
