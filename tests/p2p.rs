@@ -105,6 +105,42 @@ fn transfer_survives_a_holder_killed_mid_way() {
     );
 }
 
+/// `get` of content the node lacks says which peer it came from, how much and how long
+/// (a plain line: the command runs in the daemon, not on a terminal); local content does not.
+#[test]
+fn get_through_a_daemon_says_where_it_fetched_from() {
+    let data = gen_bytes(41, 1 << 20);
+    let a = Daemon::start(Node::new(), &[]);
+    let cid = a.node.add(&a.node.write("f.bin", &data), &[]);
+    let c = Daemon::start(Node::new(), &[]);
+    c.node.run(&["swarm", "connect", &a.addr()]).ok();
+    let out = c.node.dir.path().join("got.bin");
+    let stdout = c
+        .node
+        .run(&["get", &cid, "-o", out.to_str().unwrap()])
+        .ok()
+        .stdout;
+    assert!(std::fs::read(&out).unwrap() == data, "fetched bytes differ");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("fetching from "))
+        .unwrap_or_else(|| panic!("no fetch line in {stdout:?}"));
+    let expected = format!("fetching from {}… done (1.00 MiB in ", a.peer_id);
+    assert!(line.starts_with(&expected), "{line:?} vs {expected:?}");
+    assert!(line.ends_with("s)"), "{line:?}");
+
+    let again = c.node.dir.path().join("again.bin");
+    let stdout = c
+        .node
+        .run(&["get", &cid, "-o", again.to_str().unwrap()])
+        .ok()
+        .stdout;
+    assert!(
+        !stdout.contains("fetching from"),
+        "local content: {stdout:?}"
+    );
+}
+
 /// SIGTERM while a fetch is in flight (its only holder says HAVE and never delivers): the
 /// daemon cancels the fetch and exits cleanly, without a panic; the command fails.
 #[test]

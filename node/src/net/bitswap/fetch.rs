@@ -38,10 +38,13 @@ pub enum FetchError {
 }
 
 /// What a finished fetch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchStats {
     pub blocks: u64,
     pub bytes: u64,
+    /// The peer that delivered the most bytes, if any block came from the network.
+    pub top_peer: Option<PeerId>,
+    pub elapsed: Duration,
 }
 
 /// Counts a fetch as running for [`Bitswap::shutdown`] until dropped.
@@ -104,6 +107,7 @@ impl Bitswap {
         let _ = session.want(root, start);
         inner.metrics.wantlist_size.inc();
         let mut stats = FetchStats::default();
+        let mut by_peer: std::collections::HashMap<PeerId, u64> = Default::default();
         let result = loop {
             let mut delivered = Vec::new();
             let mut failed = None;
@@ -116,7 +120,10 @@ impl Bitswap {
                         self.send(peer, cids.into_iter().map(WantlistEntry::cancel).collect())
                             .await;
                     }
-                    Action::Deliver { cid, data } => delivered.push((cid, data)),
+                    Action::Deliver { cid, data, peer } => {
+                        *by_peer.entry(peer).or_default() += data.len() as u64;
+                        delivered.push((cid, data));
+                    }
                     Action::Failed { cid, reason } => {
                         failed = Some(FetchError::Failed { cid, reason })
                     }
@@ -146,6 +153,8 @@ impl Bitswap {
                 continue; // send the new wants before waiting
             }
             if session.pending() == 0 {
+                stats.top_peer = by_peer.iter().max_by_key(|(_, b)| **b).map(|(p, _)| *p);
+                stats.elapsed = start.elapsed();
                 break Ok(stats);
             }
             let tick_at = session

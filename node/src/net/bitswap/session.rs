@@ -77,8 +77,8 @@ pub enum Action<P> {
     },
     /// Tell `peer` we no longer want these CIDs.
     SendCancels { peer: P, cids: Vec<Cid> },
-    /// A wanted block arrived and matches its CID.
-    Deliver { cid: Cid, data: Vec<u8> },
+    /// A wanted block arrived from `peer` and matches its CID.
+    Deliver { cid: Cid, data: Vec<u8>, peer: P },
     /// The session gave up on a CID.
     Failed { cid: Cid, reason: FailReason },
     /// No connected peer can supply `cid`: look up providers and [`Session::add_peer`] them.
@@ -405,7 +405,11 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
             self.cancel_outstanding(cid, &state, Some(peer));
         }
         self.avg_block += EWMA_ALPHA * (data.len() as f64 - self.avg_block);
-        self.actions.push(Action::Deliver { cid, data });
+        self.actions.push(Action::Deliver {
+            cid,
+            data,
+            peer: peer.clone(),
+        });
         self.schedule(now);
     }
 
