@@ -16,8 +16,8 @@ use kit::{Node, gen_bytes};
 /// counts and penalises them, and gets every block from the honest holder.
 #[test]
 fn corrupt_blocks_from_a_peer_are_dropped_penalised_and_fetched_elsewhere() {
-    // 64 leaves: more than one peer's window of want-blocks, so the rogue is asked too.
-    let data = gen_bytes(21, 16 << 20);
+    // 192 leaves: more than one peer's window of want-blocks, so the rogue is asked too.
+    let data = gen_bytes(21, 48 << 20);
     let b = Daemon::start(Node::new(), &[]);
     let cid = b.node.add(&b.node.write("f.bin", &data), &[]);
     let port = free_port();
@@ -53,7 +53,8 @@ fn corrupt_blocks_from_a_peer_are_dropped_penalised_and_fetched_elsewhere() {
 /// fetcher gets the block from the other holder.
 #[test]
 fn a_holder_with_corrupt_block_files_never_serves_them() {
-    let data = gen_bytes(22, 16 << 20);
+    // 192 leaves: more than one peer's window of want-blocks, so A is asked too.
+    let data = gen_bytes(22, 48 << 20);
     let a_node = Node::with_backend("flatfs");
     let cid = a_node.add(&a_node.write("f.bin", &data), &[]);
     // Overwrite part of every leaf (full 256 KiB chunks); the root stays intact.
@@ -73,7 +74,7 @@ fn a_holder_with_corrupt_block_files_never_serves_them() {
             }
         }
     }
-    assert_eq!(corrupted, 64, "leaves found on disk");
+    assert_eq!(corrupted, 192, "leaves found on disk");
     let a = Daemon::start(a_node, &[]);
     let b = Daemon::start(Node::new(), &[]);
     assert_eq!(b.node.add(&b.node.write("f.bin", &data), &[]), cid);

@@ -4,6 +4,7 @@
 //! `spawn_blocking`), its links are decoded and the missing children wanted in turn, until
 //! the whole DAG under the root is local or a CID fails.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cid::Cid;
@@ -165,7 +166,10 @@ impl Bitswap {
                 input = rx.recv() => {
                     let now = Instant::now();
                     match input {
-                        Some(SessionInput::Message(peer, message)) => session.on_message(&peer, &message, now),
+                        Some(SessionInput::Message(peer, message)) => match Arc::try_unwrap(message) {
+                            Ok(message) => session.on_decoded_message(&peer, message, now),
+                            Err(shared) => session.on_decoded_message(&peer, (*shared).clone(), now),
+                        },
                         Some(SessionInput::PeerConnected(peer) | SessionInput::Provider(peer)) if peer != me => {
                             session.add_peer(peer, ProtocolVersion::V1_2_0, now);
                         }
@@ -218,9 +222,8 @@ impl Bitswap {
         let joined = tokio::task::spawn_blocking(move || -> Result<Vec<Cid>, (Cid, String)> {
             let mut children = Vec::new();
             for (cid, data) in &blocks {
-                store
-                    .put_verified(cid, data)
-                    .map_err(|e| (*cid, e.to_string()))?;
+                // The CID was rebuilt from these bytes when the message was decoded.
+                store.put(cid, data).map_err(|e| (*cid, e.to_string()))?;
                 // A block whose links we cannot read is still a block; it just has no children
                 // we know how to fetch.
                 for child in links(cid, data).unwrap_or_default() {

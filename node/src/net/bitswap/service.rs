@@ -18,7 +18,7 @@ use futures::StreamExt;
 use libp2p::{PeerId, StreamProtocol};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::ledger::{Lookup, Server, ServerConfig, Work};
+use super::ledger::{Lookup, Plan, Server, ServerConfig, Work};
 use super::message::{Message, ProtocolVersion};
 use super::prefix::CidPrefix;
 use super::solicited::Solicited;
@@ -64,10 +64,15 @@ pub(super) enum Input {
     Unregister {
         id: u64,
     },
+    /// A turn's sizes were looked up.
     Served {
         work: Work<PeerId>,
         lookups: Vec<Lookup>,
-        data: HashMap<Cid, Vec<u8>>,
+    },
+    /// The blocks a turn's plan sends were read.
+    Read {
+        plan: Plan<PeerId>,
+        blocks: Vec<(Cid, Option<Vec<u8>>)>,
     },
 }
 
@@ -263,21 +268,39 @@ impl Actor {
             Input::Unregister { id } => {
                 self.sessions.remove(&id);
             }
-            Input::Served {
-                work,
-                lookups,
-                mut data,
-            } => {
-                self.serving = false;
+            Input::Served { work, lookups } => {
                 let plan = self.server.plan(work, &lookups);
-                let blocks = plan.reads().map(|c| (*c, data.remove(c))).collect();
-                if let Some(response) = self.server.build_response(plan, blocks) {
-                    self.metrics
-                        .blocks_sent
-                        .inc_by(response.message.blocks.len() as u64);
-                    self.send(response.peer, response.message);
+                let cids: Vec<Cid> = plan.reads().copied().collect();
+                if cids.is_empty() {
+                    self.respond(plan, Vec::new());
+                } else {
+                    // Only the blocks this turn sends are read (and verified) from the store.
+                    let store = Arc::clone(&self.store);
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        let read =
+                            tokio::task::spawn_blocking(move || read_blocks(store.as_ref(), cids))
+                                .await
+                                .unwrap_or_else(|e| {
+                                    tracing::error!(error = %e, "bitswap store read task failed");
+                                    Vec::new()
+                                });
+                        let _ = tx.send(Input::Read { plan, blocks: read }).await;
+                    });
                 }
             }
+            Input::Read { plan, blocks } => self.respond(plan, blocks),
+        }
+    }
+
+    /// Finish a turn: build the peer's message from the read blocks and hand it to its writer.
+    fn respond(&mut self, plan: Plan<PeerId>, blocks: Vec<(Cid, Option<Vec<u8>>)>) {
+        self.serving = false;
+        if let Some(response) = self.server.build_response(plan, blocks) {
+            self.metrics
+                .blocks_sent
+                .inc_by(response.message.blocks.len() as u64);
+            self.send(response.peer, response.message);
         }
     }
 
@@ -354,49 +377,43 @@ impl Actor {
             let wants = work.wants.clone();
             let looked_up =
                 tokio::task::spawn_blocking(move || lookup(store.as_ref(), &wants)).await;
-            let (lookups, data) = looked_up.unwrap_or_else(|e| {
+            let lookups = looked_up.unwrap_or_else(|e| {
                 tracing::error!(error = %e, "bitswap store lookup task failed");
-                (Vec::new(), HashMap::new())
+                Vec::new()
             });
-            let _ = tx
-                .send(Input::Served {
-                    work,
-                    lookups,
-                    data,
-                })
-                .await;
+            let _ = tx.send(Input::Served { work, lookups }).await;
         });
     }
 }
 
-/// Answer a turn's wants from the store: sizes for want-haves, data for want-blocks.
-fn lookup(
-    store: &dyn Blockstore,
-    wants: &[super::ledger::Want],
-) -> (Vec<Lookup>, HashMap<Cid, Vec<u8>>) {
-    let mut lookups = Vec::with_capacity(wants.len());
-    let mut data = HashMap::new();
-    for want in wants {
-        let found = match want.want_type {
-            super::message::WantType::Block => match store.get(&want.cid) {
-                Ok(Some(bytes)) => {
-                    let size = bytes.len();
-                    data.insert(want.cid, bytes);
-                    Some(size)
-                }
-                Ok(None) => None,
+/// Sizes of a turn's wants from the store (no block is read here: a turn sends only what
+/// fits the peer's credit, and [`read_blocks`] reads just that).
+fn lookup(store: &dyn Blockstore, wants: &[super::ledger::Want]) -> Vec<Lookup> {
+    wants
+        .iter()
+        .map(|want| {
+            let size = match store.block_size(&want.cid) {
+                Ok(size) => size.and_then(|s| usize::try_from(s).ok()),
                 Err(e) => {
-                    tracing::warn!(cid = %want.cid, error = %e, "block unreadable; answering DONT_HAVE");
+                    tracing::warn!(cid = %want.cid, error = %e, "block size unreadable; answering DONT_HAVE");
                     None
                 }
-            },
-            super::message::WantType::Have => store
-                .block_size(&want.cid)
-                .ok()
-                .flatten()
-                .and_then(|s| usize::try_from(s).ok()),
-        };
-        lookups.push(found.map_or(Lookup::Missing, |size| Lookup::Present { size }));
-    }
-    (lookups, data)
+            };
+            size.map_or(Lookup::Missing, |size| Lookup::Present { size })
+        })
+        .collect()
+}
+
+/// Read (and verify) the blocks a turn sends; a block that is gone or corrupt is `None`,
+/// which the ledger answers with DONT_HAVE.
+fn read_blocks(store: &dyn Blockstore, cids: Vec<Cid>) -> Vec<(Cid, Option<Vec<u8>>)> {
+    cids.into_iter()
+        .map(|cid| {
+            let data = store.get(&cid).unwrap_or_else(|e| {
+                tracing::warn!(%cid, error = %e, "block unreadable; answering DONT_HAVE");
+                None
+            });
+            (cid, data)
+        })
+        .collect()
 }

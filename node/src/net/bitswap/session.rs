@@ -56,8 +56,8 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         Self {
-            window: 32,
-            per_peer_window: 16,
+            window: 128,
+            per_peer_window: 64,
             timeout: Duration::from_secs(10),
             max_strikes: 3,
             max_attempts: 8,
@@ -263,7 +263,11 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
             providers_requested: false,
         };
         for (peer, score) in &self.peers {
-            if score.version.supports_have() {
+            if score.throughput.is_some() {
+                // It delivered blocks of this fetch: presume it has this one too and skip
+                // the want-have round trip (its want-block asks for DONT_HAVE if not).
+                state.haves.insert(peer.clone());
+            } else if score.version.supports_have() {
                 state.asked_have.insert(peer.clone(), now);
                 let entry = WantlistEntry::want(cid, WantType::Have, priority, true);
                 self.outbox
@@ -354,6 +358,21 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
         }
     }
 
+    /// [`Session::on_message`] for a message decoded off the wire, taken by value: its
+    /// blocks' CIDs were rebuilt from their data by [`Message::decode`], so they are not
+    /// hashed again, and their bytes are moved, not copied.
+    pub fn on_decoded_message(&mut self, peer: &P, message: Message, now: Instant) {
+        for p in &message.presences {
+            match p.presence {
+                PresenceType::Have => self.on_have(peer, &p.cid, now),
+                PresenceType::DontHave => self.on_dont_have(peer, &p.cid, now),
+            }
+        }
+        for b in message.blocks {
+            self.accept_block(peer, b.cid, b.data, now);
+        }
+    }
+
     pub fn on_have(&mut self, peer: &P, cid: &Cid, now: Instant) {
         let Some(state) = self.wants.get_mut(cid) else {
             return;
@@ -381,15 +400,23 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
     /// A block from `peer`: delivered if wanted and valid; if corrupt, the peer gets a strike
     /// and the CID is fetched elsewhere. Unwanted blocks are ignored.
     pub fn on_block(&mut self, peer: &P, cid: Cid, data: Vec<u8>, now: Instant) {
-        let Some(state) = self.wants.get(&cid) else {
+        if !self.wants.contains_key(&cid) {
             return;
-        };
+        }
         if verify(&cid, &data).is_err() {
             self.rule_out(peer, cid, false);
             self.strike(peer, now);
             self.schedule(now);
             return;
         }
+        self.accept_block(peer, cid, data, now);
+    }
+
+    /// Deliver a block whose data is known to match `cid`, if wanted.
+    fn accept_block(&mut self, peer: &P, cid: Cid, data: Vec<u8>, now: Instant) {
+        let Some(state) = self.wants.get(&cid) else {
+            return;
+        };
         if let Some((asked, sent)) = &state.block_request
             && asked == peer
         {
