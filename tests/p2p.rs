@@ -7,11 +7,13 @@
 
 mod kit;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
 
-use kit::daemon::{Daemon, START};
+use distribute::content::cid::{CODEC_RAW, block_cid};
+use kit::daemon::{Daemon, START, free_port, http_get, metric};
+use kit::rogue::{Mode, Rogue};
 use kit::{Node, gen_bytes, wait_for};
 
 const FIND: Duration = Duration::from_secs(120);
@@ -103,6 +105,70 @@ fn transfer_survives_a_holder_killed_mid_way() {
     );
 }
 
+/// `get` of content the node lacks says which peer it came from, how much and how long
+/// (a plain line: the command runs in the daemon, not on a terminal); local content does not.
+#[test]
+fn get_through_a_daemon_says_where_it_fetched_from() {
+    let data = gen_bytes(41, 1 << 20);
+    let a = Daemon::start(Node::new(), &[]);
+    let cid = a.node.add(&a.node.write("f.bin", &data), &[]);
+    let c = Daemon::start(Node::new(), &[]);
+    c.node.run(&["swarm", "connect", &a.addr()]).ok();
+    let out = c.node.dir.path().join("got.bin");
+    let stdout = c
+        .node
+        .run(&["get", &cid, "-o", out.to_str().unwrap()])
+        .ok()
+        .stdout;
+    assert!(std::fs::read(&out).unwrap() == data, "fetched bytes differ");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("fetching from "))
+        .unwrap_or_else(|| panic!("no fetch line in {stdout:?}"));
+    let expected = format!("fetching from {}… done (1.00 MiB in ", a.peer_id);
+    assert!(line.starts_with(&expected), "{line:?} vs {expected:?}");
+    assert!(line.ends_with("s)"), "{line:?}");
+
+    let again = c.node.dir.path().join("again.bin");
+    let stdout = c
+        .node
+        .run(&["get", &cid, "-o", again.to_str().unwrap()])
+        .ok()
+        .stdout;
+    assert!(
+        !stdout.contains("fetching from"),
+        "local content: {stdout:?}"
+    );
+}
+
+/// SIGTERM while a fetch is in flight (its only holder says HAVE and never delivers): the
+/// daemon cancels the fetch and exits cleanly, without a panic; the command fails.
+#[test]
+fn daemon_stopped_mid_fetch_exits_cleanly() {
+    let mut c = Daemon::start(Node::new(), &[]);
+    let rogue = Rogue::start(Mode::Stall);
+    c.node.run(&["swarm", "connect", &rogue.addr]).ok();
+    let cid = block_cid(CODEC_RAW, 1, b"only the staller claims this block").to_string();
+    let cat = c
+        .node
+        .command(&["cat", &cid])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the fetch to ask the staller for the block", START, || {
+        rogue.block_wants() >= 1
+    });
+    c.stop(); // SIGTERM; asserts a zero exit status
+    let out = cat.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "cat cannot have succeeded: {stderr}");
+    assert!(stderr.contains("Error: "), "cat printed no error: {stderr}");
+    let log = c.log();
+    assert!(!log.contains("panicked"), "the daemon panicked:\n{log}");
+}
+
 #[test]
 fn cli_commands_work_through_the_daemon_with_offline_output() {
     let node = Node::new();
@@ -178,39 +244,4 @@ fn metrics_health_and_ready_are_served() {
     assert_eq!(http_get(port, "/health").0, 200);
     assert_eq!(http_get(port, "/ready").0, 200);
     assert_eq!(http_get(port, "/nope").0, 404);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
-}
-
-fn metric(port: u16, name: &str) -> Option<f64> {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return None;
-    };
-    write!(s, "GET /metrics HTTP/1.1\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
 }

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub routing_table_size: Gauge,
     pub blocks_sent: Counter,
     pub blocks_received: Counter,
+    /// Blocks dropped because they hash to a CID we did not ask that peer for.
+    pub blocks_rejected: Counter,
     pub connected_peers: Gauge,
 }
 
@@ -50,6 +52,11 @@ impl Metrics {
             m.blocks_received.clone(),
         );
         registry.register(
+            "bitswap_blocks_rejected",
+            "Blocks dropped because they hash to a CID not asked of that peer (corrupt or junk)",
+            m.blocks_rejected.clone(),
+        );
+        registry.register(
             "distribute_connected_peers",
             "Peers with an open connection",
             m.connected_peers.clone(),
@@ -76,6 +83,7 @@ mod tests {
             "dht_routing_table_size",
             "bitswap_blocks_sent_total 1",
             "bitswap_blocks_received_total",
+            "bitswap_blocks_rejected_total",
             "distribute_connected_peers",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");

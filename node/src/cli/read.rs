@@ -65,6 +65,16 @@ pub(super) fn get(ctx: &mut Ctx<'_>, a: &GetArgs) -> Result<()> {
         .unwrap_or(Path::new("."));
     let tmp = tempfile_name(parent, &out);
     let result = write_tree(src, &cid, &tmp);
+    // Reading fetched the DAG when it was not local (through a daemon): say from where.
+    for r in src.take_fetch_reports() {
+        writeln!(
+            ctx.out,
+            "fetching from {}… done ({} in {:.2?})",
+            r.peer,
+            indicatif::HumanBytes(r.bytes),
+            r.elapsed
+        )?;
+    }
     match result {
         Ok(()) => std::fs::rename(&tmp, &out)
             .with_context(|| format!("renaming into {}", out.display()))?,

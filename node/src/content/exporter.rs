@@ -22,6 +22,22 @@ pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
 pub trait BlockSource {
     /// The block's bytes; `Ok(None)` when the source does not have it.
     fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, SourceError>;
+
+    /// The network fetches this source made since the last call (for commands that tell the
+    /// user where content came from). Local sources fetch nothing.
+    fn take_fetch_reports(&self) -> Vec<FetchReport> {
+        Vec::new()
+    }
+}
+
+/// One completed network fetch of a DAG, as a [`BlockSource`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchReport {
+    /// The peer that delivered the most bytes.
+    pub peer: String,
+    pub bytes: u64,
+    pub blocks: u64,
+    pub elapsed: std::time::Duration,
 }
 
 impl BlockSource for std::collections::HashMap<Cid, Vec<u8>> {

@@ -143,7 +143,7 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
     let state = Arc::new(NodeState {
         repo: Arc::clone(&repo),
         client: client.clone(),
-        bitswap,
+        bitswap: bitswap.clone(),
         public_key,
         fetch_timeout: Duration::from_secs(args.fetch_timeout),
         pins_changed,
@@ -243,6 +243,7 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
     api::server::remove_api_file(path);
     let _ = stop_api.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), api_task).await;
+    bitswap.shutdown(Duration::from_secs(3)).await;
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(path.join(NODE_FILE));
     let flush = tokio::task::spawn_blocking(move || repo.flush()).await;

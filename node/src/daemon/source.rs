@@ -5,12 +5,13 @@
 //!
 //! Commands run in `spawn_blocking`, so `get_block` may block on the runtime handle.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use cid::Cid;
 use tokio::runtime::Handle;
 
-use crate::content::exporter::{BlockSource, SourceError};
+use crate::content::exporter::{BlockSource, FetchReport, SourceError};
 use crate::net::bitswap::Bitswap;
 use crate::store::Blockstore;
 
@@ -20,6 +21,7 @@ pub struct NetworkSource<'a> {
     bitswap: Bitswap,
     runtime: Handle,
     timeout: Duration,
+    reports: Mutex<Vec<FetchReport>>,
 }
 
 impl<'a> NetworkSource<'a> {
@@ -34,6 +36,7 @@ impl<'a> NetworkSource<'a> {
             bitswap,
             runtime,
             timeout,
+            reports: Mutex::new(Vec::new()),
         }
     }
 }
@@ -48,6 +51,21 @@ impl BlockSource for NetworkSource<'_> {
             .runtime
             .block_on(self.bitswap.fetch_dag(*cid, self.timeout))?;
         tracing::info!(%cid, blocks = stats.blocks, bytes = stats.bytes, "fetched");
+        if let (Some(peer), Ok(mut reports)) = (stats.top_peer, self.reports.lock()) {
+            reports.push(FetchReport {
+                peer: peer.to_string(),
+                bytes: stats.bytes,
+                blocks: stats.blocks,
+                elapsed: stats.elapsed,
+            });
+        }
         Ok(self.store.get(cid)?)
+    }
+
+    fn take_fetch_reports(&self) -> Vec<FetchReport> {
+        self.reports
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
     }
 }

@@ -4,6 +4,7 @@
 //! `spawn_blocking`), its links are decoded and the missing children wanted in turn, until
 //! the whole DAG under the root is local or a CID fails.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cid::Cid;
@@ -33,13 +34,27 @@ pub enum FetchError {
     Store { cid: Cid, reason: String },
     #[error("the bitswap service has stopped")]
     Stopped,
+    #[error("the daemon is shutting down; the fetch was cancelled")]
+    ShuttingDown,
 }
 
 /// What a finished fetch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchStats {
     pub blocks: u64,
     pub bytes: u64,
+    /// The peer that delivered the most bytes, if any block came from the network.
+    pub top_peer: Option<PeerId>,
+    pub elapsed: Duration,
+}
+
+/// Counts a fetch as running for [`Bitswap::shutdown`] until dropped.
+struct Running(tokio::sync::watch::Sender<usize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 /// Unregisters the session from the actor however the fetch ends.
@@ -59,6 +74,13 @@ impl Bitswap {
     /// stored, or fails after `timeout`.
     pub async fn fetch_dag(&self, root: Cid, timeout: Duration) -> Result<FetchStats, FetchError> {
         let inner = &self.inner;
+        // Counted before the flag is read: `shutdown` sets the flag, then waits for none.
+        inner.active.send_modify(|n| *n += 1);
+        let _running = Running(inner.active.clone());
+        let mut shutdown = inner.shutdown.subscribe();
+        if *shutdown.borrow_and_update() {
+            return Err(FetchError::ShuttingDown);
+        }
         let id = self.next_session_id();
         let (session_tx, mut rx) = mpsc::channel(SESSION_QUEUE);
         let (reply, connected) = oneshot::channel();
@@ -86,6 +108,7 @@ impl Bitswap {
         let _ = session.want(root, start);
         inner.metrics.wantlist_size.inc();
         let mut stats = FetchStats::default();
+        let mut by_peer: std::collections::HashMap<PeerId, u64> = Default::default();
         let result = loop {
             let mut delivered = Vec::new();
             let mut failed = None;
@@ -98,7 +121,10 @@ impl Bitswap {
                         self.send(peer, cids.into_iter().map(WantlistEntry::cancel).collect())
                             .await;
                     }
-                    Action::Deliver { cid, data } => delivered.push((cid, data)),
+                    Action::Deliver { cid, data, peer } => {
+                        *by_peer.entry(peer).or_default() += data.len() as u64;
+                        delivered.push((cid, data));
+                    }
                     Action::Failed { cid, reason } => {
                         failed = Some(FetchError::Failed { cid, reason })
                     }
@@ -128,6 +154,8 @@ impl Bitswap {
                 continue; // send the new wants before waiting
             }
             if session.pending() == 0 {
+                stats.top_peer = by_peer.iter().max_by_key(|(_, b)| **b).map(|(p, _)| *p);
+                stats.elapsed = start.elapsed();
                 break Ok(stats);
             }
             let tick_at = session
@@ -138,16 +166,25 @@ impl Bitswap {
                 input = rx.recv() => {
                     let now = Instant::now();
                     match input {
-                        Some(SessionInput::Message(peer, message)) => session.on_message(&peer, &message, now),
+                        Some(SessionInput::Message(peer, message)) => match Arc::try_unwrap(message) {
+                            Ok(message) => session.on_decoded_message(&peer, message, now),
+                            Err(shared) => session.on_decoded_message(&peer, (*shared).clone(), now),
+                        },
                         Some(SessionInput::PeerConnected(peer) | SessionInput::Provider(peer)) if peer != me => {
                             session.add_peer(peer, ProtocolVersion::V1_2_0, now);
                         }
                         Some(SessionInput::PeerGone(peer)) => session.remove_peer(&peer, now),
+                        Some(SessionInput::Unsolicited(peer, prefix)) => {
+                            if session.on_unsolicited(&peer, &prefix, now) {
+                                tracing::warn!(%peer, "peer answered a want-block with corrupt data; penalised, asking other peers");
+                            }
+                        }
                         Some(_) => {}
                         None => break Err(FetchError::Stopped),
                     }
                 }
                 () = tokio::time::sleep_until(tick_at) => session.tick(Instant::now()),
+                _ = shutdown.wait_for(|stop| *stop) => break Err(FetchError::ShuttingDown),
                 () = tokio::time::sleep_until(deadline) => {
                     break Err(FetchError::Timeout { root, secs: timeout.as_secs(), pending: session.pending() });
                 }
@@ -185,9 +222,8 @@ impl Bitswap {
         let joined = tokio::task::spawn_blocking(move || -> Result<Vec<Cid>, (Cid, String)> {
             let mut children = Vec::new();
             for (cid, data) in &blocks {
-                store
-                    .put_verified(cid, data)
-                    .map_err(|e| (*cid, e.to_string()))?;
+                // The CID was rebuilt from these bytes when the message was decoded.
+                store.put(cid, data).map_err(|e| (*cid, e.to_string()))?;
                 // A block whose links we cannot read is still a block; it just has no children
                 // we know how to fetch.
                 for child in links(cid, data).unwrap_or_default() {

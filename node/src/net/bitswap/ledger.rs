@@ -47,8 +47,10 @@ impl Default for ServerConfig {
         Self {
             max_wants_per_peer: 8192,
             max_batch_wants: 64,
-            target_message_bytes: 1 << 20,
-            quantum_bytes: 256 << 10,
+            // Up to 2 MiB of blocks per message (the limit is 4 MiB), and credit for a
+            // whole largest block per turn, so one block never takes two turns.
+            target_message_bytes: 2 << 20,
+            quantum_bytes: (2 << 20) + (16 << 10),
         }
     }
 }

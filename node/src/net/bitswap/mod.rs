@@ -27,6 +27,7 @@ pub mod message;
 pub mod prefix;
 pub mod service;
 pub mod session;
+pub mod solicited;
 pub mod streams;
 
 #[cfg(test)]

@@ -16,10 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use cid::Cid;
 use futures::StreamExt;
 use libp2p::{PeerId, StreamProtocol};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use super::ledger::{Lookup, Server, ServerConfig, Work};
+use super::ledger::{Lookup, Plan, Server, ServerConfig, Work};
 use super::message::{Message, ProtocolVersion};
+use super::prefix::CidPrefix;
+use super::solicited::Solicited;
 use super::streams::{FrameReader, Outgoing, writer};
 use crate::metrics::Metrics;
 use crate::net::{Client, NetEvent};
@@ -39,6 +41,8 @@ pub(super) enum SessionInput {
     PeerConnected(PeerId),
     PeerGone(PeerId),
     Provider(PeerId),
+    /// The peer sent a block under this prefix that hashes to a CID we never asked it for.
+    Unsolicited(PeerId, CidPrefix),
 }
 
 pub(super) enum Input {
@@ -60,10 +64,15 @@ pub(super) enum Input {
     Unregister {
         id: u64,
     },
+    /// A turn's sizes were looked up.
     Served {
         work: Work<PeerId>,
         lookups: Vec<Lookup>,
-        data: HashMap<Cid, Vec<u8>>,
+    },
+    /// The blocks a turn's plan sends were read.
+    Read {
+        plan: Plan<PeerId>,
+        blocks: Vec<(Cid, Option<Vec<u8>>)>,
     },
 }
 
@@ -79,6 +88,10 @@ pub(super) struct Inner {
     pub(super) store: Arc<dyn Blockstore>,
     pub(super) metrics: Metrics,
     pub(super) next_session: AtomicU64,
+    /// Set once by [`Bitswap::shutdown`]: running fetches stop, new ones refuse to start.
+    pub(super) shutdown: watch::Sender<bool>,
+    /// Fetches running now ([`Bitswap::shutdown`] waits for none).
+    pub(super) active: watch::Sender<usize>,
 }
 
 impl Bitswap {
@@ -118,6 +131,7 @@ impl Bitswap {
             versions: HashMap::new(),
             sessions: HashMap::new(),
             connected: HashSet::new(),
+            solicited: Solicited::default(),
             store: Arc::clone(&store),
             tx: tx.clone(),
             serving: false,
@@ -131,12 +145,32 @@ impl Bitswap {
                 store,
                 metrics,
                 next_session: AtomicU64::new(1),
+                shutdown: watch::Sender::new(false),
+                active: watch::Sender::new(0),
             }),
         }
     }
 
     pub(super) fn next_session_id(&self) -> u64 {
         self.inner.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Stop every running fetch (each fails with [`super::FetchError::ShuttingDown`]) and
+    /// refuse new ones; returns once none is running, or after `grace`. The daemon calls
+    /// this before its runtime shuts down, so no fetch is left polling the runtime's timers
+    /// on a blocking thread while they go away.
+    pub async fn shutdown(&self, grace: std::time::Duration) {
+        self.inner.shutdown.send_replace(true);
+        let mut active = self.inner.active.subscribe();
+        if tokio::time::timeout(grace, active.wait_for(|n| *n == 0))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = *active.borrow(),
+                "bitswap fetches still running at shutdown"
+            );
+        }
     }
 }
 
@@ -180,6 +214,8 @@ struct Actor {
     versions: HashMap<PeerId, ProtocolVersion>,
     sessions: HashMap<u64, mpsc::Sender<SessionInput>>,
     connected: HashSet<PeerId>,
+    /// What we asked each peer for: a block outside it is corrupt or junk.
+    solicited: Solicited<PeerId>,
     store: Arc<dyn Blockstore>,
     tx: mpsc::Sender<Input>,
     /// A turn's store lookups are running.
@@ -200,9 +236,10 @@ impl Actor {
             Input::Inbound {
                 peer,
                 version,
-                message,
+                mut message,
             } => {
                 self.versions.insert(peer, version);
+                self.drop_unsolicited(peer, &mut message);
                 if !message.wantlist.is_empty() || message.full {
                     self.server.receive(&peer, version, &message);
                 }
@@ -218,6 +255,7 @@ impl Actor {
             Input::Net(NetEvent::PeerDisconnected(peer)) => {
                 self.connected.remove(&peer);
                 self.server.peer_disconnected(&peer);
+                self.solicited.forget(&peer);
                 self.writers.remove(&peer);
                 self.versions.remove(&peer);
                 self.broadcast(|| SessionInput::PeerGone(peer));
@@ -230,21 +268,58 @@ impl Actor {
             Input::Unregister { id } => {
                 self.sessions.remove(&id);
             }
-            Input::Served {
-                work,
-                lookups,
-                mut data,
-            } => {
-                self.serving = false;
+            Input::Served { work, lookups } => {
                 let plan = self.server.plan(work, &lookups);
-                let blocks = plan.reads().map(|c| (*c, data.remove(c))).collect();
-                if let Some(response) = self.server.build_response(plan, blocks) {
-                    self.metrics
-                        .blocks_sent
-                        .inc_by(response.message.blocks.len() as u64);
-                    self.send(response.peer, response.message);
+                let cids: Vec<Cid> = plan.reads().copied().collect();
+                if cids.is_empty() {
+                    self.respond(plan, Vec::new());
+                } else {
+                    // Only the blocks this turn sends are read (and verified) from the store.
+                    let store = Arc::clone(&self.store);
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        let read =
+                            tokio::task::spawn_blocking(move || read_blocks(store.as_ref(), cids))
+                                .await
+                                .unwrap_or_else(|e| {
+                                    tracing::error!(error = %e, "bitswap store read task failed");
+                                    Vec::new()
+                                });
+                        let _ = tx.send(Input::Read { plan, blocks: read }).await;
+                    });
                 }
             }
+            Input::Read { plan, blocks } => self.respond(plan, blocks),
+        }
+    }
+
+    /// Finish a turn: build the peer's message from the read blocks and hand it to its writer.
+    fn respond(&mut self, plan: Plan<PeerId>, blocks: Vec<(Cid, Option<Vec<u8>>)>) {
+        self.serving = false;
+        if let Some(response) = self.server.build_response(plan, blocks) {
+            self.metrics
+                .blocks_sent
+                .inc_by(response.message.blocks.len() as u64);
+            self.send(response.peer, response.message);
+        }
+    }
+
+    /// Remove the blocks `peer` was not asked for; each is counted, logged and reported to
+    /// the sessions, which penalise the peer and re-request elsewhere.
+    fn drop_unsolicited(&mut self, peer: PeerId, message: &mut Message) {
+        let mut bad = Vec::new();
+        message.blocks.retain(|b| {
+            let asked = self.solicited.take(&peer, &b.cid);
+            if !asked {
+                bad.push((b.cid, b.data.len()));
+            }
+            asked
+        });
+        for (cid, len) in bad {
+            self.metrics.blocks_rejected.inc();
+            tracing::warn!(%peer, %cid, len, "dropped a block we did not ask this peer for (corrupt data or junk)");
+            let prefix = CidPrefix::of(&cid);
+            self.broadcast(|| SessionInput::Unsolicited(peer, prefix));
         }
     }
 
@@ -263,6 +338,9 @@ impl Actor {
     }
 
     fn send(&mut self, peer: PeerId, message: Message) {
+        for entry in message.wantlist.iter().filter(|e| !e.cancel) {
+            self.solicited.asked(&peer, entry.cid);
+        }
         let version = self
             .versions
             .get(&peer)
@@ -299,49 +377,43 @@ impl Actor {
             let wants = work.wants.clone();
             let looked_up =
                 tokio::task::spawn_blocking(move || lookup(store.as_ref(), &wants)).await;
-            let (lookups, data) = looked_up.unwrap_or_else(|e| {
+            let lookups = looked_up.unwrap_or_else(|e| {
                 tracing::error!(error = %e, "bitswap store lookup task failed");
-                (Vec::new(), HashMap::new())
+                Vec::new()
             });
-            let _ = tx
-                .send(Input::Served {
-                    work,
-                    lookups,
-                    data,
-                })
-                .await;
+            let _ = tx.send(Input::Served { work, lookups }).await;
         });
     }
 }
 
-/// Answer a turn's wants from the store: sizes for want-haves, data for want-blocks.
-fn lookup(
-    store: &dyn Blockstore,
-    wants: &[super::ledger::Want],
-) -> (Vec<Lookup>, HashMap<Cid, Vec<u8>>) {
-    let mut lookups = Vec::with_capacity(wants.len());
-    let mut data = HashMap::new();
-    for want in wants {
-        let found = match want.want_type {
-            super::message::WantType::Block => match store.get(&want.cid) {
-                Ok(Some(bytes)) => {
-                    let size = bytes.len();
-                    data.insert(want.cid, bytes);
-                    Some(size)
-                }
-                Ok(None) => None,
+/// Sizes of a turn's wants from the store (no block is read here: a turn sends only what
+/// fits the peer's credit, and [`read_blocks`] reads just that).
+fn lookup(store: &dyn Blockstore, wants: &[super::ledger::Want]) -> Vec<Lookup> {
+    wants
+        .iter()
+        .map(|want| {
+            let size = match store.block_size(&want.cid) {
+                Ok(size) => size.and_then(|s| usize::try_from(s).ok()),
                 Err(e) => {
-                    tracing::warn!(cid = %want.cid, error = %e, "block unreadable; answering DONT_HAVE");
+                    tracing::warn!(cid = %want.cid, error = %e, "block size unreadable; answering DONT_HAVE");
                     None
                 }
-            },
-            super::message::WantType::Have => store
-                .block_size(&want.cid)
-                .ok()
-                .flatten()
-                .and_then(|s| usize::try_from(s).ok()),
-        };
-        lookups.push(found.map_or(Lookup::Missing, |size| Lookup::Present { size }));
-    }
-    (lookups, data)
+            };
+            size.map_or(Lookup::Missing, |size| Lookup::Present { size })
+        })
+        .collect()
+}
+
+/// Read (and verify) the blocks a turn sends; a block that is gone or corrupt is `None`,
+/// which the ledger answers with DONT_HAVE.
+fn read_blocks(store: &dyn Blockstore, cids: Vec<Cid>) -> Vec<(Cid, Option<Vec<u8>>)> {
+    cids.into_iter()
+        .map(|cid| {
+            let data = store.get(&cid).unwrap_or_else(|e| {
+                tracing::warn!(%cid, error = %e, "block unreadable; answering DONT_HAVE");
+                None
+            });
+            (cid, data)
+        })
+        .collect()
 }

@@ -18,9 +18,11 @@
 //! for providers ([`Action::FindProviders`]); after [`SessionConfig::max_attempts`] failed
 //! want-blocks a CID fails. Once a block arrives, peers still asked about it get a cancel.
 //!
-//! With Bitswap 1.1.0+ a receiver rebuilds a block's CID from the data it got, so data
-//! corrupted in transit surfaces as an unrequested CID (ignored here, the want then times
-//! out); the verification here catches blocks whose CID came from anywhere else.
+//! With Bitswap 1.1.0+ a receiver rebuilds a block's CID from the data it got, so corrupt
+//! data surfaces as a CID nobody asked that peer for; the service spots those
+//! ([`super::solicited`]) and reports them through [`Session::on_unsolicited`], which moves
+//! the peer's matching want-blocks elsewhere and strikes it. The verification in
+//! [`Session::on_block`] catches blocks whose CID came from anywhere else.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
@@ -29,6 +31,7 @@ use std::time::{Duration, Instant};
 use cid::Cid;
 
 use super::message::{Message, PresenceType, ProtocolVersion, WantType, WantlistEntry};
+use super::prefix::CidPrefix;
 use crate::content::cid::{CidError, verify};
 
 /// Limits and timing of a session.
@@ -53,8 +56,8 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         Self {
-            window: 32,
-            per_peer_window: 16,
+            window: 128,
+            per_peer_window: 64,
             timeout: Duration::from_secs(10),
             max_strikes: 3,
             max_attempts: 8,
@@ -74,8 +77,8 @@ pub enum Action<P> {
     },
     /// Tell `peer` we no longer want these CIDs.
     SendCancels { peer: P, cids: Vec<Cid> },
-    /// A wanted block arrived and matches its CID.
-    Deliver { cid: Cid, data: Vec<u8> },
+    /// A wanted block arrived from `peer` and matches its CID.
+    Deliver { cid: Cid, data: Vec<u8>, peer: P },
     /// The session gave up on a CID.
     Failed { cid: Cid, reason: FailReason },
     /// No connected peer can supply `cid`: look up providers and [`Session::add_peer`] them.
@@ -260,7 +263,11 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
             providers_requested: false,
         };
         for (peer, score) in &self.peers {
-            if score.version.supports_have() {
+            if score.throughput.is_some() {
+                // It delivered blocks of this fetch: presume it has this one too and skip
+                // the want-have round trip (its want-block asks for DONT_HAVE if not).
+                state.haves.insert(peer.clone());
+            } else if score.version.supports_have() {
                 state.asked_have.insert(peer.clone(), now);
                 let entry = WantlistEntry::want(cid, WantType::Have, priority, true);
                 self.outbox
@@ -351,6 +358,21 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
         }
     }
 
+    /// [`Session::on_message`] for a message decoded off the wire, taken by value: its
+    /// blocks' CIDs were rebuilt from their data by [`Message::decode`], so they are not
+    /// hashed again, and their bytes are moved, not copied.
+    pub fn on_decoded_message(&mut self, peer: &P, message: Message, now: Instant) {
+        for p in &message.presences {
+            match p.presence {
+                PresenceType::Have => self.on_have(peer, &p.cid, now),
+                PresenceType::DontHave => self.on_dont_have(peer, &p.cid, now),
+            }
+        }
+        for b in message.blocks {
+            self.accept_block(peer, b.cid, b.data, now);
+        }
+    }
+
     pub fn on_have(&mut self, peer: &P, cid: &Cid, now: Instant) {
         let Some(state) = self.wants.get_mut(cid) else {
             return;
@@ -378,20 +400,23 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
     /// A block from `peer`: delivered if wanted and valid; if corrupt, the peer gets a strike
     /// and the CID is fetched elsewhere. Unwanted blocks are ignored.
     pub fn on_block(&mut self, peer: &P, cid: Cid, data: Vec<u8>, now: Instant) {
-        let Some(state) = self.wants.get(&cid) else {
+        if !self.wants.contains_key(&cid) {
             return;
-        };
+        }
         if verify(&cid, &data).is_err() {
             self.rule_out(peer, cid, false);
-            if let Some(score) = self.peers.get_mut(peer) {
-                score.strikes += 1;
-                if score.strikes >= self.config.max_strikes {
-                    self.exclude(peer, now);
-                }
-            }
+            self.strike(peer, now);
             self.schedule(now);
             return;
         }
+        self.accept_block(peer, cid, data, now);
+    }
+
+    /// Deliver a block whose data is known to match `cid`, if wanted.
+    fn accept_block(&mut self, peer: &P, cid: Cid, data: Vec<u8>, now: Instant) {
+        let Some(state) = self.wants.get(&cid) else {
+            return;
+        };
         if let Some((asked, sent)) = &state.block_request
             && asked == peer
         {
@@ -407,8 +432,48 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
             self.cancel_outstanding(cid, &state, Some(peer));
         }
         self.avg_block += EWMA_ALPHA * (data.len() as f64 - self.avg_block);
-        self.actions.push(Action::Deliver { cid, data });
+        self.actions.push(Action::Deliver {
+            cid,
+            data,
+            peer: peer.clone(),
+        });
         self.schedule(now);
+    }
+
+    /// `peer` sent a block that hashes to a CID nobody asked it for: data corrupted on its
+    /// side or in transit (Bitswap rebuilds the CID from the bytes), or junk. Which of our
+    /// want-blocks it was meant to answer cannot be known, so every want-block this session
+    /// has at `peer` with the same CID prefix goes to another candidate, and the peer gets
+    /// a strike ([`SessionConfig::max_strikes`] exclude it). Returns whether this session was
+    /// concerned (had such want-blocks); an unconcerned session changes nothing.
+    pub fn on_unsolicited(&mut self, peer: &P, prefix: &CidPrefix, now: Instant) -> bool {
+        let suspects: Vec<Cid> = self
+            .wants
+            .iter()
+            .filter(|(cid, s)| {
+                s.block_request.as_ref().is_some_and(|(p, _)| p == peer)
+                    && CidPrefix::of(cid) == *prefix
+            })
+            .map(|(cid, _)| *cid)
+            .collect();
+        if suspects.is_empty() {
+            return false;
+        }
+        for cid in suspects {
+            self.rule_out(peer, cid, true);
+        }
+        self.strike(peer, now);
+        self.schedule(now);
+        true
+    }
+
+    fn strike(&mut self, peer: &P, now: Instant) {
+        if let Some(score) = self.peers.get_mut(peer) {
+            score.strikes += 1;
+            if score.strikes >= self.config.max_strikes {
+                self.exclude(peer, now);
+            }
+        }
     }
 
     /// Time out unanswered want-haves and want-blocks older than the timeout.

@@ -10,6 +10,7 @@ use crate::content::cid::{CODEC_RAW, block_cid};
 use crate::net::bitswap::message::{
     Block, BlockPresence, Message, PresenceType, ProtocolVersion, WantType,
 };
+use crate::net::bitswap::prefix::CidPrefix;
 use crate::net::bitswap::session::{Action, FailReason, Session, SessionConfig, SessionError};
 
 const V12: ProtocolVersion = ProtocolVersion::V1_2_0;
@@ -140,6 +141,28 @@ fn corrupt_block_earns_a_strike_and_is_fetched_elsewhere() {
     assert!(s.is_excluded(&"a"));
     s.add_peer("a", V12, t + 3 * MS);
     assert!(s.peer(&"a").is_none());
+}
+
+#[test]
+fn unsolicited_block_moves_the_peers_matching_want_blocks_elsewhere() {
+    let (mut s, t) = two_haves(SessionConfig::default());
+    let raw = CidPrefix::of(&cid(0));
+    let other = CidPrefix { codec: 0x70, ..raw };
+    // A block under another prefix cannot answer a raw want: nothing changes.
+    assert!(!s.on_unsolicited(&"a", &other, t + MS));
+    // `b` holds no want-block: not concerned, no strike.
+    assert!(!s.on_unsolicited(&"b", &raw, t + MS));
+    assert_eq!(s.peer(&"b").unwrap().strikes, 0);
+    assert!(s.drain_actions().is_empty());
+
+    // Corrupt data from `a` (a CID nobody asked for, same prefix as its want-block).
+    assert!(s.on_unsolicited(&"a", &raw, t + MS));
+    let actions = s.drain_actions();
+    assert_eq!(block_requests(&actions), vec![("b", cid(0))]);
+    assert_eq!(cancels(&actions), vec![("a", cid(0))]);
+    assert_eq!(s.peer(&"a").unwrap().strikes, 1);
+    s.on_block(&"b", cid(0), data(0), t + 2 * MS);
+    assert_eq!(delivered(&s.drain_actions()), vec![cid(0)]);
 }
 
 #[test]
