@@ -191,3 +191,178 @@ fn binding_off_loopback_without_a_token_file_is_refused() {
     assert!(run.stderr.contains("--api-token-file"), "{run:?}");
     assert!(!node.repo().join("api").exists());
 }
+
+/// A multipart body of `(filename, content type, data)` parts with boundary `B0undary`.
+fn multipart(parts: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, kind, data) in parts {
+        body.extend_from_slice(b"--B0undary\r\n");
+        body.extend_from_slice(
+            format!(
+                "Content-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {kind}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--B0undary--\r\n");
+    body
+}
+
+const MULTIPART: (&str, &str) = ("Content-Type", "multipart/form-data; boundary=B0undary");
+const DIR: &str = "application/x-directory";
+const FILE: &str = "application/octet-stream";
+
+#[test]
+fn add_streams_files_and_trees_with_kubos_cids_and_cat_reads_them() {
+    let node = Node::new();
+    // The same tree added offline gives the reference CIDs.
+    let data = kit::gen_bytes(11, 600_000);
+    let dir = node.mkdir("tree");
+    std::fs::create_dir_all(format!("{dir}/sub")).unwrap();
+    std::fs::write(format!("{dir}/sub/big.bin"), &data).unwrap();
+    std::fs::write(format!("{dir}/a b.txt"), b"spaced\n").unwrap();
+    let offline = node.run(&["add", "-r", "--pin=false", &dir]).ok().stdout;
+    let d = Daemon::start(node, &[]);
+
+    let body = multipart(&[
+        ("tree", DIR, b""),
+        ("tree%2Fa%20b.txt", FILE, b"spaced\n"),
+        ("tree%2Fsub", DIR, b""),
+        ("tree%2Fsub%2Fbig.bin", FILE, &data),
+    ]);
+    let (status, answer) = d.post("add?progress=true", &[MULTIPART], &body);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let events = lines(&answer);
+    let added: Vec<String> = events
+        .iter()
+        .filter(|e| e["Hash"].is_string())
+        .map(|e| {
+            assert!(e["Size"].as_str().unwrap().parse::<u64>().is_ok(), "{e}");
+            format!(
+                "added {} {}",
+                e["Hash"].as_str().unwrap(),
+                e["Name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let want: Vec<&str> = offline.lines().collect();
+    assert_eq!(added, want);
+    let progress: Vec<u64> = events
+        .iter()
+        .filter(|e| e["Name"] == "tree/sub/big.bin" && e["Bytes"].is_u64())
+        .map(|e| e["Bytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(progress.last(), Some(&(data.len() as u64)), "{events:?}");
+
+    // The root is pinned; cat reads files by path, with ranges.
+    let root = events.last().unwrap()["Hash"].as_str().unwrap().to_owned();
+    let (_, pins) = d.post(&format!("pin/ls?arg={root}"), &[], b"");
+    assert_eq!(json(&pins)["Keys"][&root]["Type"], "recursive");
+    let (status, bytes) = d.post(&format!("cat?arg=/ipfs/{root}/sub/big.bin"), &[], b"");
+    assert_eq!(status, 200);
+    assert!(bytes == data);
+    let (_, part) = d.post(
+        &format!("cat?arg=ipfs://{root}/sub/big.bin&offset=1000&length=5000"),
+        &[],
+        b"",
+    );
+    assert!(part == data[1000..6000]);
+    assert_error(
+        d.post(&format!("cat?arg={root}/nope"), &[], b""),
+        404,
+        "no link named",
+    );
+    assert_error(
+        d.post(&format!("cat?arg={root}"), &[], b""),
+        400,
+        "is a directory",
+    );
+}
+
+#[test]
+fn add_options_follow_kubo() {
+    let node = Node::new();
+    let file = node.write("f.txt", b"options\n");
+    let v1 = node.add(&file, &["--cid-version=1", "--pin=false"]);
+    let d = Daemon::start(node, &[]);
+    let body = multipart(&[("f.txt", FILE, b"options\n")]);
+    let (status, answer) = d.post("add?cid-version=1&pin=false", &[MULTIPART], &body);
+    assert_eq!(status, 200);
+    let events = lines(&answer);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["Hash"], v1.as_str());
+    assert_eq!(events[0]["Name"], "f.txt");
+    let (_, pins) = d.post("pin/ls", &[], b"");
+    assert_eq!(json(&pins)["Keys"], serde_json::json!({}));
+    // Wrapped: the wrapper comes last with an empty name.
+    let (_, answer) = d.post("add?wrap-with-directory=true", &[MULTIPART], &body);
+    let events = lines(&answer);
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1]["Name"], "");
+    assert_error(
+        d.post("add?cid-version=7", &[MULTIPART], &body),
+        400,
+        "cid-version",
+    );
+    assert_error(
+        d.post("add?chunker=nonsense", &[MULTIPART], &body),
+        400,
+        "chunker",
+    );
+}
+
+#[test]
+fn bad_multipart_gets_clear_4xx_and_the_node_keeps_serving() {
+    let d = Daemon::start(Node::new(), &[]);
+    let good = multipart(&[("ok.txt", FILE, b"ok")]);
+    // No multipart content type, or no boundary.
+    assert_error(d.post("add", &[], &good), 400, "boundary");
+    assert_error(
+        d.post("add", &[("Content-Type", "multipart/form-data")], &good),
+        400,
+        "boundary",
+    );
+    // Traversal and empty segments in names.
+    for bad in ["..%2Fetc%2Fpasswd", "a%2F..%2Fb", "a%2F%2Fb"] {
+        let body = multipart(&[(bad, FILE, b"x")]);
+        assert_error(d.post("add", &[MULTIPART], &body), 400, "entry path");
+    }
+    // A body cut off inside a part, and one with no boundary at all.
+    assert_error(
+        d.post("add", &[MULTIPART], &good[..good.len() - 16]),
+        400,
+        "ended inside a part",
+    );
+    assert_error(
+        d.post("add", &[MULTIPART], b"just some bytes"),
+        400,
+        "no boundary",
+    );
+    // A giant part header, and too many parts.
+    let mut giant = b"--B0undary\r\nX-Filler: ".to_vec();
+    giant.extend(std::iter::repeat_n(b'a', 64 << 10));
+    giant.extend_from_slice(b"\r\n\r\nx\r\n--B0undary--\r\n");
+    assert_error(d.post("add", &[MULTIPART], &giant), 413, "headers exceed");
+    let many: Vec<(String, &str, &[u8])> = (0..100_001)
+        .map(|i| (format!("d{i}"), DIR, &b""[..]))
+        .collect();
+    let parts: Vec<(&str, &str, &[u8])> =
+        many.iter().map(|(n, k, d)| (n.as_str(), *k, *d)).collect();
+    // Too many parts is only seen once the entries before the limit have been streamed: the
+    // status is already 200, so the answer ends with Kubo's error line instead.
+    let (status, answer) = d.post("add", &[MULTIPART], &multipart(&parts));
+    assert_eq!(status, 200);
+    let last = lines(&answer).pop().unwrap();
+    assert_eq!(last["Type"], "error", "{last}");
+    assert!(
+        last["Message"].as_str().unwrap().contains("parts"),
+        "{last}"
+    );
+    // Still serving, and nothing was pinned by the failures.
+    let (status, answer) = d.post("add", &[MULTIPART], &good);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let (_, pins) = d.post("pin/ls?type=recursive", &[], b"");
+    assert_eq!(json(&pins)["Keys"].as_object().unwrap().len(), 1);
+}

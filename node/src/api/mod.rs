@@ -7,7 +7,8 @@
 //! - [`error`]: [`ApiError`] and its status codes and body.
 //! - [`body`]: JSON answers and NDJSON / byte streams fed from blocking producers.
 //! - [`registry`]: the command table and the [`Call`] handlers receive.
-//! - one file per command area ([`net`], [`pin`]) with its handlers and a `register`
+//! - [`multipart`]: the bounded streaming multipart parser `add` reads its body with.
+//! - one file per command area ([`add`], [`net`], [`pin`], [`read`]) with its handlers and a `register`
 //!   function; the work itself is done by [`crate::ops`], whose typed results are what the
 //!   handlers serialize.
 //!
@@ -19,11 +20,14 @@
 //! and do the same from another module with its own state before the table is served. A
 //! later `add` of an existing name replaces it.
 
+pub mod add;
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod multipart;
 pub mod net;
 pub mod pin;
+pub mod read;
 pub mod registry;
 pub mod server;
 
@@ -75,7 +79,9 @@ impl NodeState {
 /// The table of this node's own commands.
 pub fn commands(node: &Arc<NodeState>) -> Commands {
     let mut commands = Commands::new();
+    add::register(&mut commands, node);
     net::register(&mut commands, node);
     pin::register(&mut commands, node);
+    read::register(&mut commands, node);
     commands
 }
