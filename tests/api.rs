@@ -366,3 +366,194 @@ fn bad_multipart_gets_clear_4xx_and_the_node_keeps_serving() {
     let (_, pins) = d.post("pin/ls?type=recursive", &[], b"");
     assert_eq!(json(&pins)["Keys"].as_object().unwrap().len(), 1);
 }
+
+#[test]
+fn ls_lists_entries_with_kubos_types_and_sizes() {
+    let node = Node::new();
+    let dir = node.mkdir("listed");
+    std::fs::create_dir_all(format!("{dir}/inner")).unwrap();
+    std::fs::write(format!("{dir}/inner/x.txt"), b"x\n").unwrap();
+    std::fs::write(format!("{dir}/file.txt"), b"twelve bytes").unwrap();
+    std::os::unix::fs::symlink("file.txt", format!("{dir}/link")).unwrap();
+    let root = node.add(&dir, &["-r"]);
+    let d = Daemon::start(node, &[]);
+
+    let (status, body) = d.post(&format!("ls?arg=/ipfs/{root}"), &[], b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let value = json(&body);
+    let objects = value["Objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 1);
+    assert_eq!(objects[0]["Hash"], format!("/ipfs/{root}"));
+    let links = objects[0]["Links"].as_array().unwrap();
+    let by_name = |name: &str| {
+        links
+            .iter()
+            .find(|l| l["Name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing in {value}"))
+    };
+    assert_eq!(links.len(), 3, "{value}");
+    assert_eq!(by_name("file.txt")["Type"], 2);
+    assert_eq!(by_name("file.txt")["Size"], 12);
+    assert_eq!(by_name("file.txt")["Target"], "");
+    assert_eq!(by_name("inner")["Type"], 1);
+    assert_eq!(by_name("link")["Type"], 4);
+    assert_eq!(by_name("link")["Target"], "file.txt");
+    // The file's CID is what the CLI resolves for the same path.
+    let file_cid = by_name("file.txt")["Hash"].as_str().unwrap().to_owned();
+    let (_, content) = d.post(&format!("cat?arg={file_cid}"), &[], b"");
+    assert_eq!(content, b"twelve bytes");
+
+    // A file has no links; a subdirectory lists its own.
+    let (_, body) = d.post(&format!("ls?arg={file_cid}"), &[], b"");
+    assert_eq!(json(&body)["Objects"][0]["Links"], serde_json::json!([]));
+    let (_, body) = d.post(&format!("ls?arg={root}/inner"), &[], b"");
+    assert_eq!(json(&body)["Objects"][0]["Links"][0]["Name"], "x.txt");
+
+    assert_error(
+        d.post("ls", &[], b""),
+        400,
+        "argument \"ipfs-path\" is required",
+    );
+    assert_error(
+        d.post(&format!("ls?arg={root}/nope"), &[], b""),
+        404,
+        "no link named \"nope\"",
+    );
+}
+
+/// A multipart body with one file part.
+fn one_file(data: &[u8]) -> Vec<u8> {
+    multipart(&[("blob", FILE, data)])
+}
+
+#[test]
+fn blocks_put_stat_get_round_trip_with_kubos_cids() {
+    let d = Daemon::start(Node::new(), &["--fetch-timeout=1"]);
+    let data = b"a block through the RPC API";
+    let expected =
+        distribute::content::cid::block_cid(distribute::content::cid::CODEC_RAW, 1, data)
+            .to_string();
+
+    let (status, body) = d.post("block/put", &[MULTIPART], &one_file(data));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        json(&body),
+        serde_json::json!({ "Key": expected, "Size": data.len() })
+    );
+
+    let (status, body) = d.post(&format!("block/stat?arg={expected}"), &[], b"");
+    assert_eq!(status, 200);
+    assert_eq!(
+        json(&body),
+        serde_json::json!({ "Key": expected, "Size": data.len() })
+    );
+    let (status, body) = d.post(&format!("block/get?arg=/ipfs/{expected}"), &[], b"");
+    assert_eq!(status, 200);
+    assert_eq!(body, data);
+
+    // dag-pb blocks are checked; unsupported options and bad CIDs are 400s.
+    assert_error(
+        d.post("block/put?cid-codec=dag-pb", &[MULTIPART], &one_file(data)),
+        400,
+        "not valid dag-pb",
+    );
+    assert_error(
+        d.post("block/put?mhtype=md5", &[MULTIPART], &one_file(data)),
+        400,
+        "\"mhtype\"",
+    );
+    assert_error(
+        d.post(
+            "block/put?cid-codec=dag-cbor",
+            &[MULTIPART],
+            &one_file(data),
+        ),
+        400,
+        "\"cid-codec\"",
+    );
+    assert_error(
+        d.post("block/put", &[MULTIPART], b"--B0undary--\r\n"),
+        400,
+        "no file",
+    );
+    assert_error(
+        d.post("block/stat?arg=bafy-nonsense", &[], b""),
+        400,
+        "invalid CID",
+    );
+    // A block nobody has: 404 once the fetch timeout passes.
+    let absent = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
+    assert_error(
+        d.post(&format!("block/get?arg={absent}"), &[], b""),
+        404,
+        "timed out",
+    );
+}
+
+#[test]
+fn dag_export_gives_a_car_another_node_imports() {
+    let node = Node::new();
+    let data = kit::gen_bytes(5, 700_000);
+    let file = node.write("car.bin", &data);
+    let cid = node.add(&file, &[]);
+    let d = Daemon::start(node, &[]);
+
+    let (status, car) = d.post(&format!("dag/export?arg={cid}"), &[], b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&car));
+    let other = Node::new();
+    let car_path = other.write("export.car", &car);
+    other.run(&["dag", "import", &car_path]).ok();
+    assert_eq!(other.cat(&cid), data);
+
+    assert_error(
+        d.post("dag/export", &[], b""),
+        400,
+        "argument \"root\" is required",
+    );
+    assert_error(d.post("dag/export?arg=zzz", &[], b""), 400, "invalid CID");
+}
+
+#[test]
+fn repo_stat_counts_blocks_and_gc_removes_unpinned_ones() {
+    let node = Node::new();
+    let pinned = node.write("kept.txt", b"pinned, survives gc\n");
+    let kept = node.add(&pinned, &[]);
+    let d = Daemon::start(node, &["--fetch-timeout=1"]);
+    let loose = b"an unpinned block";
+    let (_, body) = d.post("block/put", &[MULTIPART], &one_file(loose));
+    let loose_cid = json(&body)["Key"].as_str().unwrap().to_owned();
+
+    let (status, body) = d.post("repo/stat", &[], b"");
+    assert_eq!(status, 200);
+    let stat = json(&body);
+    assert_eq!(stat["NumObjects"], 2, "{stat}");
+    assert!(stat["RepoSize"].as_u64().unwrap() >= loose.len() as u64);
+    assert!(stat["StorageMax"].is_u64());
+    assert!(stat["Version"].is_string());
+    assert_eq!(
+        stat["RepoPath"],
+        d.node.repo().display().to_string().as_str()
+    );
+
+    let (status, body) = d.post("repo/gc", &[], b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let removed = lines(&body);
+    assert_eq!(
+        removed,
+        vec![serde_json::json!({ "Key": { "/": loose_cid } })]
+    );
+    let (_, body) = d.post("repo/stat", &[], b"");
+    assert_eq!(json(&body)["NumObjects"], 1);
+    assert_error(
+        d.post(&format!("block/stat?arg={loose_cid}"), &[], b""),
+        404,
+        "timed out",
+    );
+    let (_, content) = d.post(&format!("cat?arg={kept}"), &[], b"");
+    assert_eq!(content, b"pinned, survives gc\n");
+    assert_error(
+        d.post("repo/gc?quiet=maybe", &[], b""),
+        400,
+        "not a boolean",
+    );
+}

@@ -22,6 +22,7 @@ use warp::reply::Response;
 use super::body::{NdjsonSink, ndjson_blocking_deep};
 use super::multipart::{self, Event, MultipartError, Parser, PartHead};
 use super::registry::BodyStream;
+use super::upload::multipart_error;
 use super::{ApiError, Call, Commands, NodeState};
 use crate::content::chunker::ChunkerSpec;
 use crate::content::importer::{ImportOptions, Layout, Profile};
@@ -99,14 +100,6 @@ fn options(call: &Call) -> Result<Options, ApiError> {
         wrap: call.flag("wrap-with-directory", false)?,
         progress: call.flag("progress", false)?,
     })
-}
-
-fn multipart_error(e: MultipartError) -> ApiError {
-    if e.is_too_large() {
-        ApiError::TooLarge(e.to_string())
-    } else {
-        ApiError::BadRequest(e.to_string())
-    }
 }
 
 async fn add(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {

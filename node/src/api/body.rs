@@ -47,6 +47,15 @@ pub fn ok_json<T: Serialize>(value: &T) -> Result<Response, ApiError> {
     Ok(json(value))
 }
 
+/// Several JSON values, one per line, as the whole answer.
+pub fn json_lines<T: Serialize>(values: &[T]) -> Result<Response, ApiError> {
+    let mut body = Vec::new();
+    for value in values {
+        body.extend_from_slice(&ndjson_line(value)?);
+    }
+    Ok(with_type(Response::new(body.into()), "application/json"))
+}
+
 fn with_type(mut response: Response, content_type: &'static str) -> Response {
     response
         .headers_mut()

@@ -8,7 +8,8 @@
 //! - [`body`]: JSON answers and NDJSON / byte streams fed from blocking producers.
 //! - [`registry`]: the command table and the [`Call`] handlers receive.
 //! - [`multipart`]: the bounded streaming multipart parser `add` reads its body with.
-//! - one file per command area ([`add`], [`net`], [`pin`], [`read`]) with its handlers and a `register`
+//! - [`upload`]: small multipart bodies gathered in memory (`block/put`).
+//! - one file per command area ([`add`], [`block`], [`dag`], [`net`], [`pin`], [`read`], [`repo`]) with its handlers and a `register`
 //!   function; the work itself is done by [`crate::ops`], whose typed results are what the
 //!   handlers serialize.
 //!
@@ -22,14 +23,18 @@
 
 pub mod add;
 pub mod auth;
+pub mod block;
 pub mod body;
+pub mod dag;
 pub mod error;
 pub mod multipart;
 pub mod net;
 pub mod pin;
 pub mod read;
 pub mod registry;
+pub mod repo;
 pub mod server;
+pub mod upload;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,8 +85,11 @@ impl NodeState {
 pub fn commands(node: &Arc<NodeState>) -> Commands {
     let mut commands = Commands::new();
     add::register(&mut commands, node);
+    block::register(&mut commands, node);
+    dag::register(&mut commands, node);
     net::register(&mut commands, node);
     pin::register(&mut commands, node);
     read::register(&mut commands, node);
+    repo::register(&mut commands, node);
     commands
 }
