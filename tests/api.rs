@@ -557,3 +557,41 @@ fn repo_stat_counts_blocks_and_gc_removes_unpinned_ones() {
         "not a boolean",
     );
 }
+
+#[test]
+fn dag_import_stores_and_pins_the_roots_of_multipart_cars() {
+    let source = Node::new();
+    let data = kit::gen_bytes(9, 900_000);
+    let file = source.write("imported.bin", &data);
+    let cid = source.add(&file, &[]);
+    let car = source.run(&["dag", "export", &cid]).ok().raw_stdout;
+    let d = Daemon::start(Node::new(), &[]);
+
+    let body = multipart(&[("file.car", FILE, &car)]);
+    let (status, answer) = d.post("dag/import?stats=true", &[MULTIPART], &body);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let events = lines(&answer);
+    assert_eq!(
+        events[0],
+        serde_json::json!({ "Root": { "Cid": { "/": cid }, "PinErrorMsg": "" } })
+    );
+    assert!(
+        events[1]["Stats"]["BlockCount"].as_u64().unwrap() > 1,
+        "{events:?}"
+    );
+    let (_, pins) = d.post(&format!("pin/ls?arg={cid}"), &[], b"");
+    assert_eq!(json(&pins)["Keys"][&cid]["Type"], "recursive");
+    let (_, content) = d.post(&format!("cat?arg={cid}"), &[], b"");
+    assert_eq!(content, data);
+
+    // Not a CAR: 400 naming it; the node keeps serving.
+    let junk = multipart(&[("junk.car", FILE, b"not a car at all")]);
+    assert_error(d.post("dag/import", &[MULTIPART], &junk), 400, "CAR 1");
+    assert_error(
+        d.post("dag/import", &[MULTIPART], b"--B0undary--\r\n"),
+        400,
+        "no CAR file",
+    );
+    let (status, _) = d.post("version", &[], b"");
+    assert_eq!(status, 200);
+}

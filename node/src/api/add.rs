@@ -13,16 +13,13 @@ use std::cell::RefCell;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use futures::StreamExt;
 use tokio::sync::mpsc;
 use warp::http::header::CONTENT_TYPE;
 use warp::reply::Response;
 
 use super::body::{NdjsonSink, ndjson_blocking_deep};
-use super::multipart::{self, Event, MultipartError, Parser, PartHead};
-use super::registry::BodyStream;
-use super::upload::multipart_error;
+use super::multipart::{self, Parser, PartHead};
+use super::upload::{Feed, PartReader, feed, multipart_error};
 use super::{ApiError, Call, Commands, NodeState};
 use crate::content::chunker::ChunkerSpec;
 use crate::content::importer::{ImportOptions, Layout, Profile};
@@ -43,14 +40,6 @@ const MAX_SYMLINK: usize = 4096;
 
 pub(super) fn register(commands: &mut Commands, node: &Arc<NodeState>) {
     commands.add("add", node, add);
-}
-
-/// What the body parser hands the importer.
-enum Feed {
-    Start(PartHead),
-    Data(Bytes),
-    End,
-    Fail(ApiError),
 }
 
 /// The request's add options.
@@ -119,83 +108,6 @@ async fn add(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
         ndjson_blocking_deep(depth, move |out| import(&state.repo, rx, &opts, out)).await;
     node.pins_may_have_changed();
     response
-}
-
-/// Parse the body into [`Feed`]s until it ends, the importer stops listening, or it fails.
-async fn feed(mut body: BodyStream, mut parser: Parser, tx: mpsc::Sender<Feed>) {
-    let mut pending = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let parsed = chunk.and_then(|chunk| {
-            parser
-                .feed::<MultipartError>(&chunk, &mut |event| {
-                    pending.push(match event {
-                        Event::Start(head) => Feed::Start(head),
-                        Event::Data(data) => Feed::Data(Bytes::copy_from_slice(data)),
-                        Event::End => Feed::End,
-                    });
-                    Ok(())
-                })
-                .map_err(multipart_error)
-        });
-        if let Err(e) = parsed {
-            pending.push(Feed::Fail(e));
-        }
-        let failed = matches!(pending.last(), Some(Feed::Fail(_)));
-        for item in pending.drain(..) {
-            if tx.send(item).await.is_err() {
-                return;
-            }
-        }
-        if failed {
-            return;
-        }
-    }
-    if let Err(e) = parser.finish() {
-        let _ = tx.send(Feed::Fail(multipart_error(e))).await;
-    }
-}
-
-/// One part's data as a reader; a feed failure is kept in `failure` for the caller.
-struct PartReader<'a> {
-    rx: &'a mut mpsc::Receiver<Feed>,
-    current: Bytes,
-    done: bool,
-    failure: &'a Mutex<Option<ApiError>>,
-}
-
-impl Read for PartReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() && !self.done {
-            match self.rx.blocking_recv() {
-                Some(Feed::Data(bytes)) => self.current = bytes,
-                Some(Feed::End) => self.done = true,
-                Some(Feed::Start(_)) | None => {
-                    self.done = true;
-                    set(
-                        self.failure,
-                        ApiError::BadRequest("the multipart body ended inside a part".into()),
-                    );
-                    return Err(std::io::Error::other("truncated part"));
-                }
-                Some(Feed::Fail(e)) => {
-                    self.done = true;
-                    let text = e.to_string();
-                    set(self.failure, e);
-                    return Err(std::io::Error::other(text));
-                }
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        let _ = self.current.split_to(n);
-        Ok(n)
-    }
-}
-
-/// Keep the first failure of the feed.
-fn set(slot: &Mutex<Option<ApiError>>, e: ApiError) {
-    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
-    slot.get_or_insert(e);
 }
 
 /// A part's path: the file name without leading slashes (checked by the adder).
@@ -267,12 +179,7 @@ fn parts(
             Feed::Data(_) | Feed::End => continue,
         };
         let path = entry_path(&head).to_owned();
-        let mut reader = PartReader {
-            rx: &mut *rx,
-            current: Bytes::new(),
-            done: false,
-            failure,
-        };
+        let mut reader = PartReader::new(&mut *rx, failure);
         match head.content_type.as_str() {
             "application/x-directory" => {
                 adder.directory(&path)?;

@@ -7,11 +7,12 @@
 //! - [`error`]: [`ApiError`] and its status codes and body.
 //! - [`body`]: JSON answers and NDJSON / byte streams fed from blocking producers.
 //! - [`registry`]: the command table and the [`Call`] handlers receive.
-//! - [`multipart`]: the bounded streaming multipart parser `add` reads its body with.
-//! - [`upload`]: small multipart bodies gathered in memory (`block/put`).
-//! - one file per command area ([`add`], [`block`], [`dag`], [`net`], [`pin`], [`read`], [`repo`]) with its handlers and a `register`
-//!   function; the work itself is done by [`crate::ops`], whose typed results are what the
-//!   handlers serialize.
+//! - [`multipart`]: the bounded streaming multipart parser uploads are read with.
+//! - [`upload`]: multipart bodies gathered in memory (`block/put`) or fed part by part (`add`,
+//!   `dag/import`).
+//! - one file per command area ([`add`], [`block`], [`dag`], [`net`], [`pin`], [`read`],
+//!   [`repo`]) with its handlers and a `register` function; the work itself is done by
+//!   [`crate::ops`] or the library code the CLI calls, whose results the handlers serialize.
 //!
 //! # Adding an endpoint
 //! Write `async fn handler(state: Arc<S>, call: Call) -> Result<Response, ApiError>` (read

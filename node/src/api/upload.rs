@@ -1,11 +1,18 @@
-//! Small uploads: the file parts of a `multipart/form-data` request body gathered in memory,
-//! each bounded, for commands whose input is a handful of small files (`block/put`).
+//! Uploads as `multipart/form-data` bodies: [`small_parts`] gathers the parts of a small body
+//! in memory, each bounded (`block/put`); [`feed`] parses a body of any size on the async side
+//! into [`Feed`]s a blocking consumer reads part by part with [`PartReader`] (`add`,
+//! `dag/import`).
+
+use std::io::Read;
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use tokio::sync::mpsc;
 use warp::http::header::CONTENT_TYPE;
 
-use super::multipart::{self, Event, MultipartError, Parser};
+use super::multipart::{self, Event, MultipartError, Parser, PartHead};
+use super::registry::BodyStream;
 use super::{ApiError, Call};
 
 /// Malformed multipart input is a 400, oversized a 413.
@@ -72,4 +79,104 @@ pub async fn small_parts(
         ));
     }
     Ok(parts.into_iter().map(Bytes::from).collect())
+}
+
+/// What the body parser hands the importer.
+pub(super) enum Feed {
+    Start(PartHead),
+    Data(Bytes),
+    End,
+    Fail(ApiError),
+}
+
+/// Parse the body into [`Feed`]s until it ends, the importer stops listening, or it fails.
+pub(super) async fn feed(mut body: BodyStream, mut parser: Parser, tx: mpsc::Sender<Feed>) {
+    let mut pending = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let parsed = chunk.and_then(|chunk| {
+            parser
+                .feed::<MultipartError>(&chunk, &mut |event| {
+                    pending.push(match event {
+                        Event::Start(head) => Feed::Start(head),
+                        Event::Data(data) => Feed::Data(Bytes::copy_from_slice(data)),
+                        Event::End => Feed::End,
+                    });
+                    Ok(())
+                })
+                .map_err(multipart_error)
+        });
+        if let Err(e) = parsed {
+            pending.push(Feed::Fail(e));
+        }
+        let failed = matches!(pending.last(), Some(Feed::Fail(_)));
+        for item in pending.drain(..) {
+            if tx.send(item).await.is_err() {
+                return;
+            }
+        }
+        if failed {
+            return;
+        }
+    }
+    if let Err(e) = parser.finish() {
+        let _ = tx.send(Feed::Fail(multipart_error(e))).await;
+    }
+}
+
+/// One part's data as a reader; a feed failure is kept in `failure` for the caller.
+pub(super) struct PartReader<'a> {
+    rx: &'a mut mpsc::Receiver<Feed>,
+    current: Bytes,
+    done: bool,
+    failure: &'a Mutex<Option<ApiError>>,
+}
+
+impl<'a> PartReader<'a> {
+    /// The part just started on `rx`.
+    pub(super) fn new(
+        rx: &'a mut mpsc::Receiver<Feed>,
+        failure: &'a Mutex<Option<ApiError>>,
+    ) -> Self {
+        Self {
+            rx,
+            current: Bytes::new(),
+            done: false,
+            failure,
+        }
+    }
+}
+
+impl Read for PartReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() && !self.done {
+            match self.rx.blocking_recv() {
+                Some(Feed::Data(bytes)) => self.current = bytes,
+                Some(Feed::End) => self.done = true,
+                Some(Feed::Start(_)) | None => {
+                    self.done = true;
+                    set(
+                        self.failure,
+                        ApiError::BadRequest("the multipart body ended inside a part".into()),
+                    );
+                    return Err(std::io::Error::other("truncated part"));
+                }
+                Some(Feed::Fail(e)) => {
+                    self.done = true;
+                    let text = e.to_string();
+                    set(self.failure, e);
+                    return Err(std::io::Error::other(text));
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+/// Keep the first failure of the feed.
+pub(super) fn set(slot: &Mutex<Option<ApiError>>, e: ApiError) {
+    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+    slot.get_or_insert(e);
 }
