@@ -595,3 +595,50 @@ fn dag_import_stores_and_pins_the_roots_of_multipart_cars() {
     let (status, _) = d.post("version", &[], b"");
     assert_eq!(status, 200);
 }
+
+#[test]
+fn swarm_connect_and_peers_between_two_nodes_and_findprovs_checks_its_input() {
+    let a = Daemon::start(Node::new(), &[]);
+    // B bootstraps from A (so A is in its DHT routing table); connecting again reports it.
+    let b = Daemon::start(Node::new(), &["--bootstrap", &a.addr()]);
+
+    let (status, body) = b.post(&format!("swarm/connect?arg={}", a.addr()), &[], b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        json(&body),
+        serde_json::json!({ "Strings": [format!("connect {} success", a.peer_id)] })
+    );
+    let (status, body) = b.post("swarm/peers", &[], b"");
+    assert_eq!(status, 200);
+    let peers = json(&body);
+    let entry = peers["Peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["Peer"] == a.peer_id.as_str())
+        .unwrap_or_else(|| panic!("{} not in {peers}", a.peer_id))
+        .clone();
+    assert!(
+        entry["Addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("/ip4/127.0.0.1/"),
+        "{entry}"
+    );
+
+    assert_error(
+        b.post("swarm/connect?arg=not-a-multiaddr", &[], b""),
+        400,
+        "not a multiaddr",
+    );
+    assert_error(
+        b.post("routing/findprovs", &[], b""),
+        400,
+        "argument \"key\" is required",
+    );
+    assert_error(
+        b.post("routing/findprovs?arg=bafkqaaa&num-providers=0", &[], b""),
+        400,
+        "at least 1",
+    );
+}

@@ -11,7 +11,7 @@
 //! - [`upload`]: multipart bodies gathered in memory (`block/put`) or fed part by part (`add`,
 //!   `dag/import`).
 //! - one file per command area ([`add`], [`block`], [`dag`], [`net`], [`pin`], [`read`],
-//!   [`repo`]) with its handlers and a `register` function; the work itself is done by
+//!   [`repo`], [`swarm`]) with its handlers and a `register` function; the work itself is done by
 //!   [`crate::ops`] or the library code the CLI calls, whose results the handlers serialize.
 //!
 //! # Adding an endpoint
@@ -35,6 +35,7 @@ pub mod read;
 pub mod registry;
 pub mod repo;
 pub mod server;
+pub mod swarm;
 pub mod upload;
 
 use std::sync::Arc;
@@ -92,5 +93,6 @@ pub fn commands(node: &Arc<NodeState>) -> Commands {
     pin::register(&mut commands, node);
     read::register(&mut commands, node);
     repo::register(&mut commands, node);
+    swarm::register(&mut commands, node);
     commands
 }
