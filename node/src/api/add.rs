@@ -14,12 +14,11 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
-use warp::http::header::CONTENT_TYPE;
 use warp::reply::Response;
 
 use super::body::{NdjsonSink, ndjson_blocking_deep};
 use super::multipart::{self, Parser, PartHead};
-use super::upload::{Feed, PartReader, feed, multipart_error};
+use super::upload::{Feed, PartReader, boundary, feed};
 use super::{ApiError, Call, Commands, NodeState};
 use crate::content::chunker::ChunkerSpec;
 use crate::content::importer::{ImportOptions, Layout, Profile};
@@ -92,12 +91,7 @@ fn options(call: &Call) -> Result<Options, ApiError> {
 }
 
 async fn add(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
-    let content_type = call
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let boundary = multipart::boundary(content_type).map_err(multipart_error)?;
+    let boundary = boundary(&call)?;
     let opts = options(&call)?;
     let (tx, rx) = mpsc::channel(FEED_DEPTH);
     tokio::spawn(feed(call.body, Parser::new(&boundary), tx));

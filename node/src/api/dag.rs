@@ -10,15 +10,14 @@ use std::sync::{Arc, Mutex};
 
 use cid::Cid;
 use tokio::sync::mpsc;
-use warp::http::header::CONTENT_TYPE;
 
 use tokio::runtime::Handle;
 use warp::reply::Response;
 
 use super::body::{NdjsonSink, bytes_blocking, ndjson_blocking};
-use super::multipart::{self, Parser};
+use super::multipart::Parser;
 use super::read::{export_error, network_source};
-use super::upload::{Feed, PartReader, feed, multipart_error};
+use super::upload::{Feed, PartReader, boundary, feed};
 use super::{ApiError, Call, Commands, NodeState};
 use crate::car::{CarReader, CarWriter};
 use crate::content::cid::parse_cid_arg;
@@ -55,12 +54,7 @@ async fn export(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> 
 const FEED_DEPTH: usize = 32;
 
 async fn import(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
-    let content_type = call
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let boundary = multipart::boundary(content_type).map_err(multipart_error)?;
+    let boundary = boundary(&call)?;
     let pin_roots = call.flag("pin-roots", true)?;
     let stats = call.flag("stats", false)?;
     let (tx, rx) = mpsc::channel(FEED_DEPTH);

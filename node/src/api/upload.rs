@@ -30,6 +30,16 @@ impl From<MultipartError> for ApiError {
     }
 }
 
+/// The boundary of the request's `multipart/form-data` body.
+pub(super) fn boundary(call: &Call) -> Result<String, ApiError> {
+    let content_type = call
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    multipart::boundary(content_type).map_err(multipart_error)
+}
+
 /// Every part's data, in order; a part over `limit` bytes or more than `max_parts` parts is
 /// refused (413) as soon as it is seen. A body with no part is a 400.
 pub async fn small_parts(
@@ -37,12 +47,7 @@ pub async fn small_parts(
     limit: usize,
     max_parts: usize,
 ) -> Result<Vec<Bytes>, ApiError> {
-    let content_type = call
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let boundary = multipart::boundary(content_type).map_err(multipart_error)?;
+    let boundary = boundary(call)?;
     let mut parser = Parser::new(&boundary);
     let mut parts: Vec<Vec<u8>> = Vec::new();
     while let Some(chunk) = call.body.next().await {
