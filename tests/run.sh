@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, then every unit, property and integration test.
 # Needs the Rust toolchain, and Node.js >= 20 with npm for the Helia interop tests
-# (tests/interop/install.sh: npm ci, skipped when already done); ../shared (vectors, gateway
+# and the kubo-rpc-client tests (tests/interop/install.sh [dir]: npm ci, skipped when already
+# done); ../shared (vectors, gateway
 # fixtures) must sit beside the repo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +11,5 @@ test -d ../shared/vectors || { echo "../shared/vectors is missing: clone the pro
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 bash tests/interop/install.sh
+bash tests/interop/install.sh tests/kubo-client
 cargo test --workspace --locked

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Helia interop test dependencies from package-lock.json (npm ci).
+# Installs the npm dependencies of a JS test harness from its package-lock.json (npm ci):
+# tests/interop (Helia) by default, or the folder given (tests/kubo-client).
 # Needs only node (>= 20) and npm on PATH. Idempotent: skipped when node_modules
 # was already installed from this exact lockfile with this node version.
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "${1:-$(dirname "$0")}"
 command -v node >/dev/null || { echo "install.sh: node not found" >&2; exit 1; }
 command -v npm >/dev/null || { echo "install.sh: npm not found" >&2; exit 1; }
 major=$(node -p 'process.versions.node.split(".")[0]')

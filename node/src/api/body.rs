@@ -47,6 +47,15 @@ pub fn ok_json<T: Serialize>(value: &T) -> Result<Response, ApiError> {
     Ok(json(value))
 }
 
+/// Several JSON values, one per line, as the whole answer.
+pub fn json_lines<T: Serialize>(values: &[T]) -> Result<Response, ApiError> {
+    let mut body = Vec::new();
+    for value in values {
+        body.extend_from_slice(&ndjson_line(value)?);
+    }
+    Ok(with_type(Response::new(body.into()), "application/json"))
+}
+
 fn with_type(mut response: Response, content_type: &'static str) -> Response {
     response
         .headers_mut()
@@ -79,6 +88,13 @@ struct Sender {
 }
 
 impl Sender {
+    /// Send unless the channel is full (the client is not reading); `false` if dropped.
+    fn try_send(&mut self, bytes: Bytes) -> bool {
+        let sent = self.tx.try_send(Ok(bytes)).is_ok();
+        self.sent |= sent;
+        sent
+    }
+
     fn send(&mut self, bytes: Bytes) -> Result<(), ApiError> {
         self.sent = true;
         self.tx
@@ -93,10 +109,21 @@ pub struct NdjsonSink(Sender);
 impl NdjsonSink {
     /// Send one value as a line; fails once the client has gone away.
     pub fn send<T: Serialize>(&mut self, value: &T) -> Result<(), ApiError> {
-        let mut bytes = serde_json::to_vec(value).map_err(ApiError::internal)?;
-        bytes.push(b'\n');
-        self.0.send(Bytes::from(bytes))
+        self.0.send(ndjson_line(value)?)
     }
+
+    /// Send one advisory value (progress) unless the client is behind: it is then dropped.
+    pub fn send_lossy<T: Serialize>(&mut self, value: &T) {
+        if let Ok(line) = ndjson_line(value) {
+            self.0.try_send(line);
+        }
+    }
+}
+
+fn ndjson_line<T: Serialize>(value: &T) -> Result<Bytes, ApiError> {
+    let mut bytes = serde_json::to_vec(value).map_err(ApiError::internal)?;
+    bytes.push(b'\n');
+    Ok(Bytes::from(bytes))
 }
 
 /// Where a byte-stream producer writes; buffered into chunks of [`CHUNK`] bytes.
@@ -130,7 +157,17 @@ pub async fn ndjson_blocking<F>(produce: F) -> Result<Response, ApiError>
 where
     F: FnOnce(&mut NdjsonSink) -> Result<(), ApiError> + Send + 'static,
 {
-    let mut response = spawn_stream("application/json", move |sender| {
+    ndjson_blocking_deep(CHANNEL_DEPTH, produce).await
+}
+
+/// [`ndjson_blocking`] with room for `depth` lines the client has not read yet. For commands
+/// that read a request body while answering: HTTP/1.1 clients commonly send the whole body
+/// before reading the answer, so its lines must not hold up the reading of the body.
+pub async fn ndjson_blocking_deep<F>(depth: usize, produce: F) -> Result<Response, ApiError>
+where
+    F: FnOnce(&mut NdjsonSink) -> Result<(), ApiError> + Send + 'static,
+{
+    let mut response = spawn_stream("application/json", depth, move |sender| {
         let mut sink = NdjsonSink(sender);
         match produce(&mut sink) {
             Err(e) if sink.0.sent => {
@@ -154,7 +191,7 @@ pub async fn bytes_blocking<F>(content_type: &'static str, produce: F) -> Result
 where
     F: FnOnce(&mut ByteSink) -> Result<(), ApiError> + Send + 'static,
 {
-    spawn_stream(content_type, move |sender| {
+    spawn_stream(content_type, CHANNEL_DEPTH, move |sender| {
         let mut sink = ByteSink {
             sender,
             buf: Vec::new(),
@@ -177,11 +214,15 @@ where
 /// Run `produce` on a blocking thread; answer once it has sent its first chunk (streaming
 /// the rest) or finished (with its error if it failed before sending anything). A producer
 /// that has not finished keeps running when the client goes away until its next send fails.
-async fn spawn_stream<F>(content_type: &'static str, produce: F) -> Result<Response, ApiError>
+async fn spawn_stream<F>(
+    content_type: &'static str,
+    depth: usize,
+    produce: F,
+) -> Result<Response, ApiError>
 where
     F: FnOnce(Sender) -> Result<(), ApiError> + Send + 'static,
 {
-    let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
+    let (tx, mut rx) = mpsc::channel(depth);
     let task = tokio::task::spawn_blocking(move || produce(Sender { tx, sent: false }));
     // `None` means the producer is done (it dropped its sender) without sending anything.
     let first = match rx.recv().await {

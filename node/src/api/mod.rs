@@ -7,9 +7,12 @@
 //! - [`error`]: [`ApiError`] and its status codes and body.
 //! - [`body`]: JSON answers and NDJSON / byte streams fed from blocking producers.
 //! - [`registry`]: the command table and the [`Call`] handlers receive.
-//! - one file per command area ([`net`], [`pin`]) with its handlers and a `register`
-//!   function; the work itself is done by [`crate::ops`], whose typed results are what the
-//!   handlers serialize.
+//! - [`multipart`]: the bounded streaming multipart parser uploads are read with.
+//! - [`upload`]: multipart bodies gathered in memory (`block/put`) or fed part by part (`add`,
+//!   `dag/import`).
+//! - one file per command area ([`add`], [`block`], [`dag`], [`net`], [`pin`], [`read`],
+//!   [`repo`], [`swarm`]) with its handlers and a `register` function; the work itself is done by
+//!   [`crate::ops`] or the library code the CLI calls, whose results the handlers serialize.
 //!
 //! # Adding an endpoint
 //! Write `async fn handler(state: Arc<S>, call: Call) -> Result<Response, ApiError>` (read
@@ -19,13 +22,21 @@
 //! and do the same from another module with its own state before the table is served. A
 //! later `add` of an existing name replaces it.
 
+pub mod add;
 pub mod auth;
+pub mod block;
 pub mod body;
+pub mod dag;
 pub mod error;
+pub mod multipart;
 pub mod net;
 pub mod pin;
+pub mod read;
 pub mod registry;
+pub mod repo;
 pub mod server;
+pub mod swarm;
+pub mod upload;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,7 +89,13 @@ impl NodeState {
 /// The table of this node's own commands.
 pub fn commands(node: &Arc<NodeState>) -> Commands {
     let mut commands = Commands::new();
+    add::register(&mut commands, node);
+    block::register(&mut commands, node);
+    dag::register(&mut commands, node);
     net::register(&mut commands, node);
     pin::register(&mut commands, node);
+    read::register(&mut commands, node);
+    repo::register(&mut commands, node);
+    swarm::register(&mut commands, node);
     commands
 }

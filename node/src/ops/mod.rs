@@ -6,6 +6,7 @@
 //! daemon gets it back by deserializing the answer, and one renderer in `cli/` prints it in
 //! both cases: online and offline output are the same by construction.
 
+pub mod add;
 pub mod id;
 pub mod pin;
 
