@@ -1,7 +1,7 @@
 //! Shared pieces of the operator's reconcile tests: the in-memory API server, the test
 //! kubelet running real node processes, and a harness that starts the operator against them.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fake_apiserver;
 pub mod kubelet;
