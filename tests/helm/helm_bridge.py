@@ -5,7 +5,7 @@ Usage: python3 helm_bridge.py SDK_DIR COMMAND CHART [VALUES_YAML|-] [RELEASE NAM
   lint      helm lint --strict with the given values      -> {"messages": [...], "errors": [...]}
   validate  check values against values.schema.json       -> {"ok": true} or {"ok": false, "error"}
   render    helm template (offline; values are validated)  -> {"templates": {path: yaml},
-                                                               "crds": [{"name", "data"}]}
+                                                               "crds": [{"name", "filename", "data"}]}
 
 Values come as a YAML file, read by Helm's own parser (`helm -f`). Results are one JSON document on
 stdout; a failure of the engine itself (bad chart, template error) is {"error": "..."} with exit
@@ -48,7 +48,7 @@ def main(argv):
                 templates = chart.render(
                     values, name=release, namespace=namespace, is_install=True
                 )
-                crds = json.loads(helm_python._native.call_string("helm_chart_crds", chart._raw()))
+                crds = chart.crds()
             out = {"templates": templates, "crds": crds}
         else:
             print(f"unknown command {command!r}", file=sys.stderr)
