@@ -200,10 +200,11 @@ fn full_values_render_every_option() {
     assert_eq!(pod.priority_class_name.as_deref(), Some("system-cluster-critical"));
     assert!(pod.affinity.is_some() && pod.tolerations.is_some() && pod.node_selector.is_some());
 
-    // Scoped RBAC lives in the watched namespace, the Lease role in the release's.
+    // Scoped RBAC lives in the watched namespace, bound to the release's ServiceAccount.
     assert_eq!(r.get("Role", "dist-operator")["metadata"]["namespace"], "storage");
     assert_eq!(r.get("RoleBinding", "dist-operator")["subjects"][0]["namespace"], NAMESPACE);
-    assert_eq!(r.get("Role", "dist-operator-leader-election")["metadata"]["namespace"], NAMESPACE);
+    // The Lease lives in the watched namespace (the operator's --namespace).
+    assert_eq!(r.get("Role", "dist-operator-leader-election")["metadata"]["namespace"], "storage");
 
     // The StorageCluster carries the values' spec unchanged, in the watched namespace.
     let values = yaml_documents(&std::fs::read_to_string(full_values()).unwrap()).unwrap();
@@ -249,6 +250,8 @@ fn leader_election_follows_the_replica_count() {
             assert_eq!(rules.len(), 1);
             assert_eq!(rules[0].api_groups, Some(vec!["coordination.k8s.io".to_string()]));
             assert_eq!(rules[0].resources, Some(vec!["leases".to_string()]));
+            assert_eq!(rules[0].verbs, ["get", "create", "update"]);
+            assert_eq!(role.metadata.namespace.as_deref(), Some(NAMESPACE));
         }
     }
 }
@@ -282,46 +285,63 @@ fn verbs(list: &[&str]) -> BTreeSet<String> {
     list.iter().map(|v| v.to_string()).collect()
 }
 
-/// The grants the operator needs: every kind its builders produce for a StorageCluster with
-/// every option on (server-side apply = create + patch; watched as owned = get/list/watch;
-/// orphans deleted), its own custom resources with their status and finalizers, pods read
-/// only, events recorded, and the Secret it generates when a cluster names none.
-fn needed_grants(service_monitors: bool) -> BTreeMap<(String, String), BTreeSet<String>> {
-    let text = std::fs::read_to_string(full_values()).unwrap();
-    let values = &yaml_documents(&text).unwrap()[0];
+/// A StorageCluster of `spec` as the API server would hand it to the operator, with no Secret
+/// refs (so the operator generates its Secret).
+fn stored_cluster(spec: &Value) -> StorageCluster {
     let mut cluster: StorageCluster = serde_json::from_value(json!({
         "apiVersion": "distribute.io/v1alpha1",
         "kind": "StorageCluster",
         "metadata": {"name": "archive", "namespace": "storage", "uid": "00000000-0000-0000-0000-000000000001"},
-        "spec": values["storageCluster"]["spec"],
+        "spec": spec,
     }))
     .unwrap();
-    // No Secret refs: the operator then generates one.
     cluster.spec.api_token_secret_ref = None;
     cluster.spec.cluster_secret_ref = None;
-    let model = ClusterModel::new(&cluster).unwrap();
-    let built = desired(&model, 5);
-    assert!(built.absent.is_empty(), "every option is on: {:?}", built.absent);
+    cluster
+}
 
-    let owned = verbs(&["get", "list", "watch", "create", "patch", "update", "delete"]);
+/// The grants the operator needs, derived from its builders: every kind built for a cluster
+/// with every option on is server-side applied (create + patch); every kind left out when the
+/// options are off is deleted as an orphan (delete). On top, what its controllers read and
+/// write directly (see the comment in templates/rbac.yaml).
+fn needed_grants(service_monitors: bool) -> BTreeMap<(String, String), BTreeSet<String>> {
+    let text = std::fs::read_to_string(full_values()).unwrap();
+    let values = &yaml_documents(&text).unwrap()[0];
+    let all_on = stored_cluster(&values["storageCluster"]["spec"]);
+    let mut all_off = all_on.clone();
+    all_off.spec.gateway.enabled = false;
+    all_off.spec.gateway.ingress = None;
+    all_off.spec.autoscaling.enabled = false;
+    all_off.spec.metrics.enabled = false;
+    all_off.spec.metrics.service_monitor = false;
+    let on = desired(&ClusterModel::new(&all_on).unwrap(), 5);
+    assert!(on.absent.is_empty(), "every option is on: {:?}", on.absent);
+    let off = desired(&ClusterModel::new(&all_off).unwrap(), 5);
+
     let mut need: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    for object in &built.apply {
-        let key = (object.resource.group.clone(), object.resource.plural.clone());
-        if key.0 == "monitoring.coreos.com" && !service_monitors {
-            continue;
+    let mut grant = |group: &str, resource: &str, list: &[&str]| {
+        if group == "monitoring.coreos.com" && !service_monitors {
+            return;
         }
-        need.insert(key, owned.clone());
+        need.entry((group.to_string(), resource.to_string()))
+            .or_default()
+            .extend(verbs(list));
+    };
+    for object in &on.apply {
+        grant(&object.resource.group, &object.resource.plural, &["create", "patch"]);
     }
-    let dio = |r: &str| ("distribute.io".to_string(), r.to_string());
-    for kind in ["storageclusters", "pins"] {
-        need.insert(dio(kind), verbs(&["get", "list", "watch", "patch", "update"]));
-        need.insert(dio(&format!("{kind}/status")), verbs(&["get", "patch", "update"]));
-        need.insert(dio(&format!("{kind}/finalizers")), verbs(&["update"]));
+    for (resource, _) in &off.absent {
+        grant(&resource.group, &resource.plural, &["delete"]);
     }
-    need.insert(dio("storageclusters/scale"), verbs(&["get"]));
-    need.insert(("".into(), "pods".into()), verbs(&["get", "list", "watch"]));
-    need.insert(("".into(), "secrets".into()), verbs(&["get", "list", "watch", "create", "patch"]));
-    need.insert(("events.k8s.io".into(), "events".into()), verbs(&["create", "patch"]));
+    grant("distribute.io", "storageclusters", &["get", "list", "watch"]);
+    grant("distribute.io", "pins", &["get", "list", "watch", "patch"]);
+    grant("distribute.io", "storageclusters/status", &["patch"]);
+    grant("distribute.io", "pins/status", &["patch"]);
+    grant("distribute.io", "storageclusters/finalizers", &["update"]);
+    grant("apps", "statefulsets", &["get", "list", "watch"]);
+    grant("", "pods", &["list", "watch"]);
+    grant("", "secrets", &["get", "create"]);
+    grant("events.k8s.io", "events", &["create", "patch"]);
     need
 }
 

@@ -48,7 +48,7 @@ def main(argv):
                 templates = chart.render(
                     values, name=release, namespace=namespace, is_install=True
                 )
-                crds = chart.crds()
+                crds = chart.crds
             out = {"templates": templates, "crds": crds}
         else:
             print(f"unknown command {command!r}", file=sys.stderr)
