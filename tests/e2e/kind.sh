@@ -49,6 +49,13 @@ wait_for() {
   step "ok: $what"
 }
 
+# node_cli POD ARGS...: the distribute CLI inside a node pod; it reaches the pod's daemon
+# through its API with the token the operator mounts.
+node_cli() {
+  local pod=$1; shift
+  kubectl -n "$ns" exec "$pod" -- distribute --api-token-file=/var/run/distribute/api/token "$@"
+}
+
 pin_is() { # pin_is NAME REPLICAS PHASE
   [ "$(kubectl -n "$ns" get pin "$1" -o jsonpath='{.status.replicas} {.status.phase}')" = "$2 $3" ]
 }
@@ -80,12 +87,12 @@ wait_for "StorageCluster demo has 3 ready replicas" ready_3
 step "adding the demo NFT collection on demo-0"
 python3 tests/e2e/make-nft-collection.py "$work/c" -
 kubectl -n "$ns" cp "$work/c/images" demo-0:/data/e2e-images
-images=$(kubectl -n "$ns" exec demo-0 -- distribute add -Q -r --cid-version 1 --pin=false /data/e2e-images)
+images=$(node_cli demo-0 add -Q -r --cid-version 1 --pin=false /data/e2e-images)
 python3 tests/e2e/make-nft-collection.py "$work/c" "$images"
 kubectl -n "$ns" cp "$work/c/metadata" demo-0:/data/e2e-metadata
 kubectl -n "$ns" cp "$work/c/contract.json" demo-0:/data/e2e-contract.json
-metadata=$(kubectl -n "$ns" exec demo-0 -- distribute add -Q -r --cid-version 1 --pin=false /data/e2e-metadata)
-contract=$(kubectl -n "$ns" exec demo-0 -- distribute add -Q --cid-version 1 --pin=false /data/e2e-contract.json)
+metadata=$(node_cli demo-0 add -Q -r --cid-version 1 --pin=false /data/e2e-metadata)
+contract=$(node_cli demo-0 add -Q --cid-version 1 --pin=false /data/e2e-contract.json)
 for cid in "$images" "$metadata" "$contract"; do
   grep -q "$cid" k8s/examples/nft-collection.yaml \
     || { echo "e2e: CID $cid is not the one k8s/examples/nft-collection.yaml pins" >&2; exit 1; }
@@ -120,7 +127,7 @@ step "deleting the Pins"
 kubectl -n "$ns" delete -f k8s/examples/nft-collection.yaml --wait --timeout 5m
 unpinned() {
   for pod in demo-0 demo-1 demo-2; do
-    if kubectl -n "$ns" exec "$pod" -- distribute pin ls | grep -q "$contract"; then return 1; fi
+    if node_cli "$pod" pin ls | grep -q "$contract"; then return 1; fi
   done
 }
 wait_for "contract.json is pinned on no node" unpinned
