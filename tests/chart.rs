@@ -52,7 +52,11 @@ fn check_objects(objects: &[(String, Value)]) {
             "monitoring.coreos.com/v1" => {
                 assert_eq!(kind, "ServiceMonitor");
                 let endpoints = o["spec"]["endpoints"].as_array().unwrap();
-                assert!(endpoints.iter().all(|e| e["port"].is_string() && e["path"] == "/metrics"));
+                assert!(
+                    endpoints
+                        .iter()
+                        .all(|e| e["port"].is_string() && e["path"] == "/metrics")
+                );
                 assert!(o["spec"]["selector"]["matchLabels"].is_object());
             }
             _ => parse_builtin(o).unwrap_or_else(|e| panic!("{template}: {e}")),
@@ -74,8 +78,16 @@ fn lint_is_clean_with_default_and_full_values() {
     let full = full_values();
     for values in [None, Some(full.as_path())] {
         let report = helm("lint", values, RELEASE, NAMESPACE).unwrap();
-        assert_eq!(report["messages"], json!([]), "lint with {values:?}: {report}");
-        assert_eq!(report["errors"], json!([]), "lint with {values:?}: {report}");
+        assert_eq!(
+            report["messages"],
+            json!([]),
+            "lint with {values:?}: {report}"
+        );
+        assert_eq!(
+            report["errors"],
+            json!([]),
+            "lint with {values:?}: {report}"
+        );
     }
     // The same lint does report an error: a value of the wrong type.
     let bad = ValuesFile::new("replicaCount: many\n");
@@ -87,7 +99,9 @@ fn lint_is_clean_with_default_and_full_values() {
         .filter(|m| m["severity"] == 3)
         .collect();
     assert!(
-        errors.iter().any(|m| m["error"].as_str().unwrap().contains("/replicaCount")),
+        errors
+            .iter()
+            .any(|m| m["error"].as_str().unwrap().contains("/replicaCount")),
         "{report}"
     );
 }
@@ -109,7 +123,14 @@ fn default_values_render_the_operator_install() {
     check_objects(&r.objects);
     for (_, o) in &r.objects {
         let labels = &o["metadata"]["labels"];
-        for key in ["name", "instance", "version", "managed-by", "part-of", "component"] {
+        for key in [
+            "name",
+            "instance",
+            "version",
+            "managed-by",
+            "part-of",
+            "component",
+        ] {
             assert!(
                 labels[format!("app.kubernetes.io/{key}")].is_string(),
                 "{} lacks app.kubernetes.io/{key}",
@@ -124,9 +145,19 @@ fn default_values_render_the_operator_install() {
     let d = deployment(&r, name);
     let spec = d.spec.as_ref().unwrap();
     assert_eq!(spec.replicas, Some(1));
-    assert_eq!(spec.strategy.as_ref().unwrap().type_.as_deref(), Some("Recreate"));
+    assert_eq!(
+        spec.strategy.as_ref().unwrap().type_.as_deref(),
+        Some("Recreate")
+    );
     assert_eq!(args(&d), ["run", "--metrics-addr=0.0.0.0:8081"]);
-    let pod_labels = spec.template.metadata.as_ref().unwrap().labels.clone().unwrap();
+    let pod_labels = spec
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .clone()
+        .unwrap();
     let selector = spec.selector.match_labels.clone().unwrap();
     assert!(selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)));
     let pod = spec.template.spec.as_ref().unwrap();
@@ -135,17 +166,29 @@ fn default_values_render_the_operator_install() {
     assert_eq!(psc.run_as_non_root, Some(true));
     assert_eq!(psc.run_as_user, Some(10001));
     let c = &pod.containers[0];
-    assert_eq!(c.image.as_deref(), Some("ghcr.io/distribute/distribute-operator:0.1.0"));
+    assert_eq!(
+        c.image.as_deref(),
+        Some("ghcr.io/distribute/distribute-operator:0.1.0")
+    );
     let sc = c.security_context.as_ref().unwrap();
     assert_eq!(sc.read_only_root_filesystem, Some(true));
     assert_eq!(sc.allow_privilege_escalation, Some(false));
-    assert_eq!(sc.capabilities.as_ref().unwrap().drop, Some(vec!["ALL".to_string()]));
+    assert_eq!(
+        sc.capabilities.as_ref().unwrap().drop,
+        Some(vec!["ALL".to_string()])
+    );
     let ports = c.ports.as_ref().unwrap();
-    assert_eq!((ports[0].name.as_deref(), ports[0].container_port), (Some("metrics"), 8081));
+    assert_eq!(
+        (ports[0].name.as_deref(), ports[0].container_port),
+        (Some("metrics"), 8081)
+    );
     for probe in [&c.liveness_probe, &c.readiness_probe] {
         let get = probe.as_ref().unwrap().http_get.as_ref().unwrap();
         assert_eq!(get.path.as_deref(), Some("/health"));
-        assert_eq!(get.port, k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("metrics".into()));
+        assert_eq!(
+            get.port,
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("metrics".into())
+        );
     }
     let env: BTreeMap<_, _> = c
         .env
@@ -158,13 +201,25 @@ fn default_values_render_the_operator_install() {
 
     let svc: Service = r.typed("Service", &format!("{name}-metrics"));
     let svc = svc.spec.unwrap();
-    assert!(svc.selector.unwrap().iter().all(|(k, v)| pod_labels.get(k) == Some(v)));
+    assert!(
+        svc.selector
+            .unwrap()
+            .iter()
+            .all(|(k, v)| pod_labels.get(k) == Some(v))
+    );
     assert_eq!(svc.ports.unwrap()[0].port, 8081);
 
     let binding = r.get("ClusterRoleBinding", name);
     assert_eq!(binding["roleRef"]["name"], name);
-    assert_eq!(binding["subjects"], json!([{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}]));
-    assert!(r.notes.contains(&format!("deployment/{name}")), "{}", r.notes);
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}])
+    );
+    assert!(
+        r.notes.contains(&format!("deployment/{name}")),
+        "{}",
+        r.notes
+    );
 }
 
 #[test]
@@ -189,22 +244,51 @@ fn full_values_render_every_option() {
     let d = deployment(&r, "dist-operator");
     assert_eq!(
         args(&d),
-        ["run", "--metrics-addr=0.0.0.0:9443", "--namespace=storage", "--leader-elect"]
+        [
+            "run",
+            "--metrics-addr=0.0.0.0:9443",
+            "--namespace=storage",
+            "--leader-elect"
+        ]
     );
     let spec = d.spec.as_ref().unwrap();
     assert_eq!(spec.replicas, Some(2));
-    assert_eq!(spec.strategy.as_ref().unwrap().type_.as_deref(), Some("RollingUpdate"));
+    assert_eq!(
+        spec.strategy.as_ref().unwrap().type_.as_deref(),
+        Some("RollingUpdate")
+    );
     let pod = spec.template.spec.as_ref().unwrap();
-    assert!(pod.containers[0].image.as_ref().unwrap().contains("@sha256:0123"));
-    assert_eq!(pod.image_pull_secrets.as_ref().unwrap()[0].name, "registry-credentials");
-    assert_eq!(pod.priority_class_name.as_deref(), Some("system-cluster-critical"));
+    assert!(
+        pod.containers[0]
+            .image
+            .as_ref()
+            .unwrap()
+            .contains("@sha256:0123")
+    );
+    assert_eq!(
+        pod.image_pull_secrets.as_ref().unwrap()[0].name,
+        "registry-credentials"
+    );
+    assert_eq!(
+        pod.priority_class_name.as_deref(),
+        Some("system-cluster-critical")
+    );
     assert!(pod.affinity.is_some() && pod.tolerations.is_some() && pod.node_selector.is_some());
 
     // Scoped RBAC lives in the watched namespace, bound to the release's ServiceAccount.
-    assert_eq!(r.get("Role", "dist-operator")["metadata"]["namespace"], "storage");
-    assert_eq!(r.get("RoleBinding", "dist-operator")["subjects"][0]["namespace"], NAMESPACE);
+    assert_eq!(
+        r.get("Role", "dist-operator")["metadata"]["namespace"],
+        "storage"
+    );
+    assert_eq!(
+        r.get("RoleBinding", "dist-operator")["subjects"][0]["namespace"],
+        NAMESPACE
+    );
     // The Lease lives in the watched namespace (the operator's --namespace).
-    assert_eq!(r.get("Role", "dist-operator-leader-election")["metadata"]["namespace"], "storage");
+    assert_eq!(
+        r.get("Role", "dist-operator-leader-election")["metadata"]["namespace"],
+        "storage"
+    );
 
     // The StorageCluster carries the values' spec unchanged, in the watched namespace.
     let values = yaml_documents(&std::fs::read_to_string(full_values()).unwrap()).unwrap();
@@ -215,19 +299,30 @@ fn full_values_render_every_option() {
     // The ServiceMonitor scrapes the metrics Service by its port name and labels.
     let monitor = r.get("ServiceMonitor", "dist-operator");
     let svc = r.get("Service", "dist-operator-metrics");
-    assert_eq!(monitor["spec"]["endpoints"][0]["port"], svc["spec"]["ports"][0]["name"]);
-    for (k, v) in monitor["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["port"],
+        svc["spec"]["ports"][0]["name"]
+    );
+    for (k, v) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
         assert_eq!(&svc["metadata"]["labels"][k], v, "label {k}");
     }
 }
 
 #[test]
 fn storage_cluster_image_defaults_to_the_app_version() {
-    let values = ValuesFile::new("storageCluster:\n  create: true\n  name: small\n  spec:\n    replicas: 1\n");
+    let values = ValuesFile::new(
+        "storageCluster:\n  create: true\n  name: small\n  spec:\n    replicas: 1\n",
+    );
     let r = render(Some(values.path()), RELEASE, NAMESPACE).unwrap();
     check_objects(&r.objects);
     let cluster = r.get("StorageCluster", "small");
-    assert_eq!(cluster["spec"]["image"], "ghcr.io/distribute/distribute:0.1.0");
+    assert_eq!(
+        cluster["spec"]["image"],
+        "ghcr.io/distribute/distribute:0.1.0"
+    );
     assert_eq!(cluster["metadata"]["namespace"], NAMESPACE);
 }
 
@@ -241,14 +336,23 @@ fn leader_election_follows_the_replica_count() {
         let file = ValuesFile::new(values);
         let r = render(Some(file.path()), RELEASE, NAMESPACE).unwrap();
         let d = deployment(&r, "demo-distribute-operator");
-        assert_eq!(args(&d).contains(&"--leader-elect".to_string()), elect, "{values}");
-        let has_lease_role = r.kinds().contains(&"Role/demo-distribute-operator-leader-election".into());
+        assert_eq!(
+            args(&d).contains(&"--leader-elect".to_string()),
+            elect,
+            "{values}"
+        );
+        let has_lease_role = r
+            .kinds()
+            .contains(&"Role/demo-distribute-operator-leader-election".into());
         assert_eq!(has_lease_role, elect, "{values}");
         if elect {
             let role: Role = r.typed("Role", "demo-distribute-operator-leader-election");
             let rules = role.rules.unwrap();
             assert_eq!(rules.len(), 1);
-            assert_eq!(rules[0].api_groups, Some(vec!["coordination.k8s.io".to_string()]));
+            assert_eq!(
+                rules[0].api_groups,
+                Some(vec!["coordination.k8s.io".to_string()])
+            );
             assert_eq!(rules[0].resources, Some(vec!["leases".to_string()]));
             assert_eq!(rules[0].verbs, ["get", "create", "update"]);
             assert_eq!(role.metadata.namespace.as_deref(), Some(NAMESPACE));
@@ -261,8 +365,13 @@ fn service_monitor_without_the_metrics_service_is_refused() {
     let values = ValuesFile::new(
         "metrics:\n  service:\n    enabled: false\n  serviceMonitor:\n    enabled: true\n",
     );
-    let err = render(Some(values.path()), RELEASE, NAMESPACE).err().unwrap();
-    assert!(err.contains("metrics.serviceMonitor.enabled needs metrics.service.enabled"), "{err}");
+    let err = render(Some(values.path()), RELEASE, NAMESPACE)
+        .err()
+        .unwrap();
+    assert!(
+        err.contains("metrics.serviceMonitor.enabled needs metrics.service.enabled"),
+        "{err}"
+    );
 }
 
 /// `(apiGroup, resource) -> verbs` of a rendered Role or ClusterRole.
@@ -328,12 +437,20 @@ fn needed_grants(service_monitors: bool) -> BTreeMap<(String, String), BTreeSet<
             .extend(verbs(list));
     };
     for object in &on.apply {
-        grant(&object.resource.group, &object.resource.plural, &["create", "patch"]);
+        grant(
+            &object.resource.group,
+            &object.resource.plural,
+            &["create", "patch"],
+        );
     }
     for (resource, _) in &off.absent {
         grant(&resource.group, &resource.plural, &["delete"]);
     }
-    grant("distribute.io", "storageclusters", &["get", "list", "watch"]);
+    grant(
+        "distribute.io",
+        "storageclusters",
+        &["get", "list", "watch"],
+    );
     grant("distribute.io", "pins", &["get", "list", "watch", "patch"]);
     grant("distribute.io", "storageclusters/status", &["patch"]);
     grant("distribute.io", "pins/status", &["patch"]);
@@ -351,10 +468,20 @@ fn rbac_grants_what_the_operator_builds_and_nothing_more() {
     let role = r.get("ClusterRole", "demo-distribute-operator");
     let rules: Vec<PolicyRule> = serde_json::from_value(role["rules"].clone()).unwrap();
     for rule in &rules {
-        let all = rule.api_groups.iter().flatten().chain(rule.resources.iter().flatten());
-        assert!(all.chain(rule.verbs.iter()).all(|s| s != "*"), "wildcard in {rule:?}");
+        let all = rule
+            .api_groups
+            .iter()
+            .flatten()
+            .chain(rule.resources.iter().flatten());
+        assert!(
+            all.chain(rule.verbs.iter()).all(|s| s != "*"),
+            "wildcard in {rule:?}"
+        );
         for verb in ["escalate", "bind", "impersonate", "deletecollection"] {
-            assert!(!rule.verbs.contains(&verb.to_string()), "{verb} in {rule:?}");
+            assert!(
+                !rule.verbs.contains(&verb.to_string()),
+                "{verb} in {rule:?}"
+            );
         }
     }
     assert_eq!(grants(&rules), needed_grants(false));
@@ -363,7 +490,11 @@ fn rbac_grants_what_the_operator_builds_and_nothing_more() {
     let r = render(Some(&full_values()), RELEASE, NAMESPACE).unwrap();
     let role: Role = r.typed("Role", "dist-operator");
     assert_eq!(grants(&role.rules.unwrap()), needed_grants(true));
-    assert!(!r.kinds().iter().any(|k| k.starts_with("ClusterRole")), "{:?}", r.kinds());
+    assert!(
+        !r.kinds().iter().any(|k| k.starts_with("ClusterRole")),
+        "{:?}",
+        r.kinds()
+    );
 }
 
 #[test]
@@ -373,21 +504,42 @@ fn values_schema_rejects_mistakes() {
         ("image:\n  tag: 1\n", "/image/tag"),
         ("image:\n  digest: latest\n", "/image/digest"),
         ("watchNamespace: Not_A_Namespace\n", "/watchNamespace"),
-        ("metrics:\n  serviceMonitor:\n    interval: soon\n", "/metrics/serviceMonitor/interval"),
+        (
+            "metrics:\n  serviceMonitor:\n    interval: soon\n",
+            "/metrics/serviceMonitor/interval",
+        ),
         ("rbac:\n  serviceMonitor: true\n", "serviceMonitor"),
-        ("storageCluster:\n  spec:\n    gateway:\n      servicetype: NodePort\n", "servicetype"),
-        ("storageCluster:\n  spec:\n    storage:\n      blockstore: rocksdb\n", "/storageCluster/spec/storage/blockstore"),
-        ("storageCluster:\n  spec:\n    replication:\n      min: 0\n", "/storageCluster/spec/replication/min"),
-        ("storageCluster:\n  spec:\n    storage:\n      size: lots\n", "/storageCluster/spec/storage/size"),
+        (
+            "storageCluster:\n  spec:\n    gateway:\n      servicetype: NodePort\n",
+            "servicetype",
+        ),
+        (
+            "storageCluster:\n  spec:\n    storage:\n      blockstore: rocksdb\n",
+            "/storageCluster/spec/storage/blockstore",
+        ),
+        (
+            "storageCluster:\n  spec:\n    replication:\n      min: 0\n",
+            "/storageCluster/spec/replication/min",
+        ),
+        (
+            "storageCluster:\n  spec:\n    storage:\n      size: lots\n",
+            "/storageCluster/spec/storage/size",
+        ),
     ];
     for (values, key) in cases {
         let file = ValuesFile::new(values);
         let out = helm("validate", Some(file.path()), RELEASE, NAMESPACE).unwrap();
         assert_eq!(out["ok"], false, "accepted: {values}");
         let error = out["error"].as_str().unwrap();
-        assert!(error.contains(key), "{values}: error does not name {key}: {error}");
+        assert!(
+            error.contains(key),
+            "{values}: error does not name {key}: {error}"
+        );
         let render_err = render(Some(file.path()), RELEASE, NAMESPACE).err();
-        assert!(render_err.is_some(), "rendered despite the schema: {values}");
+        assert!(
+            render_err.is_some(),
+            "rendered despite the schema: {values}"
+        );
     }
     let out = helm("validate", Some(&full_values()), RELEASE, NAMESPACE).unwrap();
     assert_eq!(out, json!({"ok": true}));
@@ -395,7 +547,10 @@ fn values_schema_rejects_mistakes() {
 
 /// Property names at every level where both schemas list properties.
 fn compare_properties(values: &Value, crd: &Value, path: &str, out: &mut Vec<String>) {
-    let (Some(v), Some(c)) = (values["properties"].as_object(), crd["properties"].as_object()) else {
+    let (Some(v), Some(c)) = (
+        values["properties"].as_object(),
+        crd["properties"].as_object(),
+    ) else {
         return;
     };
     let vk: BTreeSet<&String> = v.keys().collect();
@@ -408,7 +563,10 @@ fn compare_properties(values: &Value, crd: &Value, path: &str, out: &mut Vec<Str
         if let Some(e) = cs["enum"].as_array()
             && vs["enum"].as_array() != Some(e)
         {
-            out.push(format!("{path}.{key}: enum {} in the values schema, {e:?} in the CRD", vs["enum"]));
+            out.push(format!(
+                "{path}.{key}: enum {} in the values schema, {e:?} in the CRD",
+                vs["enum"]
+            ));
         }
         compare_properties(vs, cs, &format!("{path}.{key}"), out);
     }
@@ -436,8 +594,15 @@ fn chart_crds_are_the_generated_ones() {
             .collect()
     };
     let files = names(&generated);
-    assert!(files.contains("storageclusters.yaml") && files.contains("pins.yaml"), "{files:?}");
-    assert_eq!(names(&in_chart), files, "cp crds/*.yaml helm/distribute/crds/");
+    assert!(
+        files.contains("storageclusters.yaml") && files.contains("pins.yaml"),
+        "{files:?}"
+    );
+    assert_eq!(
+        names(&in_chart),
+        files,
+        "cp crds/*.yaml helm/distribute/crds/"
+    );
     for file in &files {
         assert_eq!(
             std::fs::read(in_chart.join(file)).unwrap(),
@@ -446,7 +611,11 @@ fn chart_crds_are_the_generated_ones() {
         );
     }
     let r = render(None, RELEASE, NAMESPACE).unwrap();
-    let loaded: BTreeSet<String> = r.crd_files.iter().map(|f| f.trim_start_matches("crds/").to_string()).collect();
+    let loaded: BTreeSet<String> = r
+        .crd_files
+        .iter()
+        .map(|f| f.trim_start_matches("crds/").to_string())
+        .collect();
     assert_eq!(loaded, files, "the engine did not load the chart's CRDs");
 }
 
@@ -466,14 +635,20 @@ fn plain_install_is_the_chart_rendered() {
     };
     let chart: BTreeMap<String, Value> = r.objects.into_iter().map(|(_, o)| strip(o)).collect();
     let text = std::fs::read_to_string(repo_root().join("k8s/install/operator.yaml")).unwrap();
-    let plain: BTreeMap<String, Value> =
-        yaml_documents(&text).unwrap().into_iter().map(|o| (kind_name(&o), o)).collect();
+    let plain: BTreeMap<String, Value> = yaml_documents(&text)
+        .unwrap()
+        .into_iter()
+        .map(|o| (kind_name(&o), o))
+        .collect();
     assert_eq!(
         plain.keys().collect::<Vec<_>>(),
         chart.keys().collect::<Vec<_>>(),
         "regenerate with: python3 tests/helm/plain_install.py"
     );
     for (key, object) in &chart {
-        assert_eq!(&plain[key], object, "{key} differs; regenerate with: python3 tests/helm/plain_install.py");
+        assert_eq!(
+            &plain[key], object,
+            "{key} differs; regenerate with: python3 tests/helm/plain_install.py"
+        );
     }
 }

@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// One instruction: keyword (upper case) and the rest of its logical line.
@@ -88,7 +91,10 @@ fn parse(text: &str) -> Dockerfile {
                 .last_mut()
                 .expect("instruction before the first FROM")
                 .body
-                .push(Instruction { keyword, args: rest }),
+                .push(Instruction {
+                    keyword,
+                    args: rest,
+                }),
         }
     }
     Dockerfile { stages }
@@ -137,7 +143,9 @@ fn check_targets(df: &Dockerfile) -> Vec<String> {
     let mut problems = Vec::new();
     for (target, binary) in TARGETS {
         let Some(stage) = df.stage(target) else {
-            problems.push(format!("no stage named {target} (docker build --target {target})"));
+            problems.push(format!(
+                "no stage named {target} (docker build --target {target})"
+            ));
             continue;
         };
         let copies_binary = stage.body.iter().any(|i| {
@@ -148,15 +156,24 @@ fn check_targets(df: &Dockerfile) -> Vec<String> {
         if !copies_binary {
             problems.push(format!("{target}: no COPY --from=builder of {binary}"));
         }
-        match df.effective(stage).iter().rev().find(|i| i.keyword == "ENTRYPOINT") {
+        match df
+            .effective(stage)
+            .iter()
+            .rev()
+            .find(|i| i.keyword == "ENTRYPOINT")
+        {
             Some(entry) if exec_form(&entry.args).first().map(String::as_str) == Some(binary) => {}
-            other => problems.push(format!("{target}: ENTRYPOINT {other:?} does not run {binary}")),
+            other => problems.push(format!(
+                "{target}: ENTRYPOINT {other:?} does not run {binary}"
+            )),
         }
     }
     if let Some(node) = df.stage("node") {
         let entry = node.body.iter().rev().find(|i| i.keyword == "ENTRYPOINT");
         if entry.map(|e| exec_form(&e.args)) != Some(vec![TARGETS[0].1.into(), "node".into()]) {
-            problems.push(format!("node: entry point is not `distribute node`: {entry:?}"));
+            problems.push(format!(
+                "node: entry point is not `distribute node`: {entry:?}"
+            ));
         }
     }
     problems
@@ -165,7 +182,9 @@ fn check_targets(df: &Dockerfile) -> Vec<String> {
 fn check_non_root(df: &Dockerfile) -> Vec<String> {
     let mut problems = Vec::new();
     for (target, _) in TARGETS {
-        let Some(stage) = df.stage(target) else { continue };
+        let Some(stage) = df.stage(target) else {
+            continue;
+        };
         let user = df
             .effective(stage)
             .into_iter()
@@ -177,7 +196,9 @@ fn check_non_root(df: &Dockerfile) -> Vec<String> {
             .and_then(|u| u.split(':').next())
             .and_then(|u| u.parse::<u32>().ok());
         if uid != Some(10001) {
-            problems.push(format!("{target}: runs as {user:?}, want the numeric user 10001"));
+            problems.push(format!(
+                "{target}: runs as {user:?}, want the numeric user 10001"
+            ));
         }
     }
     problems
@@ -219,12 +240,18 @@ fn check_runtime_is_small(df: &Dockerfile) -> Vec<String> {
     let mut problems = Vec::new();
     let builder = df.stage("builder").map(|b| df.root_image(b).to_string());
     for (target, _) in TARGETS {
-        let Some(stage) = df.stage(target) else { continue };
+        let Some(stage) = df.stage(target) else {
+            continue;
+        };
         let root = df.root_image(stage);
         if Some(root) == builder.as_deref() || root.contains("rust") {
             problems.push(format!("{target}: rests on the toolchain image {root}"));
         }
-        if df.chain(stage).iter().any(|s| s.name.as_deref() == Some("builder")) {
+        if df
+            .chain(stage)
+            .iter()
+            .any(|s| s.name.as_deref() == Some("builder"))
+        {
             problems.push(format!("{target}: is built FROM the builder stage"));
         }
         for i in df.effective(stage) {
@@ -292,8 +319,14 @@ ENTRYPOINT ["/bin/sh"]
 fn both_targets_ship_their_binary() {
     assert_eq!(check_targets(&read_dockerfile()), Vec::<String>::new());
     let bad = check_targets(&parse(BAD));
-    assert!(bad.iter().any(|p| p.contains("node: entry point")), "{bad:?}");
-    assert!(bad.iter().any(|p| p.contains("operator: no COPY")), "{bad:?}");
+    assert!(
+        bad.iter().any(|p| p.contains("node: entry point")),
+        "{bad:?}"
+    );
+    assert!(
+        bad.iter().any(|p| p.contains("operator: no COPY")),
+        "{bad:?}"
+    );
 }
 
 #[test]
@@ -314,7 +347,10 @@ fn base_images_are_pinned() {
 
 #[test]
 fn runtime_stages_hold_no_build_tools() {
-    assert_eq!(check_runtime_is_small(&read_dockerfile()), Vec::<String>::new());
+    assert_eq!(
+        check_runtime_is_small(&read_dockerfile()),
+        Vec::<String>::new()
+    );
     let bad = check_runtime_is_small(&parse(BAD));
     for want in ["gcc", "HEALTHCHECK", "toolchain image", "FROM the builder"] {
         assert!(bad.iter().any(|p| p.contains(want)), "{want}: {bad:?}");
@@ -333,7 +369,10 @@ fn builder_compiles_locked_release_with_cache_mounts() {
 fn builder_builds_the_workspace_binaries() {
     let df = read_dockerfile();
     let build = &df.stage("builder").unwrap().body;
-    let build = build.iter().find(|i| i.args.contains("cargo build")).unwrap();
+    let build = build
+        .iter()
+        .find(|i| i.args.contains("cargo build"))
+        .unwrap();
     let command = build.args.split("cargo build").nth(1).unwrap();
     let command = command.split("&&").next().unwrap();
     let words: Vec<&str> = command.split_whitespace().collect();
@@ -397,10 +436,18 @@ fn node_image_has_data_volume_and_ports() {
     let exposed: Vec<String> = node
         .iter()
         .filter(|i| i.keyword == "EXPOSE")
-        .flat_map(|i| i.args.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|i| {
+            i.args
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .collect();
     for port in ["4001/tcp", "4001/udp", "5001/tcp", "8080/tcp", "9090/tcp"] {
-        assert!(exposed.iter().any(|p| p == port), "{port} not in {exposed:?}");
+        assert!(
+            exposed.iter().any(|p| p == port),
+            "{port} not in {exposed:?}"
+        );
     }
     let data_owned = node.iter().any(|i| {
         i.keyword == "COPY" && i.args.contains("--chown=10001:10001") && i.args.ends_with(" /data")
@@ -421,7 +468,15 @@ fn dockerignore_keeps_the_workspace_and_drops_build_output() {
     for dropped in [".git", "target", "**/node_modules"] {
         assert!(patterns.contains(&dropped), "{dropped} is not ignored");
     }
-    for kept in ["Cargo.toml", "Cargo.lock", "node", "operator", "tests", "*", "**"] {
+    for kept in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "node",
+        "operator",
+        "tests",
+        "*",
+        "**",
+    ] {
         assert!(!patterns.contains(&kept), "{kept} must stay in the context");
     }
 }

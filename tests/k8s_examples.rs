@@ -46,11 +46,18 @@ fn nft_collection_cids_are_what_distribute_add_gives() {
     let images = node.add(dir.join("images").to_str().unwrap(), &v1);
     make_collection(dir, &images);
     let metadata = node.add(dir.join("metadata").to_str().unwrap(), &v1);
-    let contract = node.add(dir.join("contract.json").to_str().unwrap(), &["--cid-version", "1"]);
-    assert_eq!(pinned_cids("nft-collection.yaml"), [images.clone(), metadata.clone(), contract]);
+    let contract = node.add(
+        dir.join("contract.json").to_str().unwrap(),
+        &["--cid-version", "1"],
+    );
+    assert_eq!(
+        pinned_cids("nft-collection.yaml"),
+        [images.clone(), metadata.clone(), contract]
+    );
 
     // Each token's metadata points at its image in the collection.
-    let token: serde_json::Value = serde_json::from_slice(&node.cat(&format!("{metadata}/3.json"))).unwrap();
+    let token: serde_json::Value =
+        serde_json::from_slice(&node.cat(&format!("{metadata}/3.json"))).unwrap();
     assert_eq!(token["image"], format!("ipfs://{images}/3.png"));
     assert!(node.cat(&format!("{images}/3.png")).starts_with(b"\x89PNG"));
 }

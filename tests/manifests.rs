@@ -18,7 +18,9 @@ use distribute_operator::crd::validate::{check_cluster, parse_cid, pin_replicati
 use distribute_operator::crd::{Pin, StorageCluster};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::networking::v1::Ingress;
-use packaging::{crd_schema, generated_crds, kind_name, parse_builtin, repo_root, schema, yaml_documents};
+use packaging::{
+    crd_schema, generated_crds, kind_name, parse_builtin, repo_root, schema, yaml_documents,
+};
 use serde_json::{Value, json};
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -69,7 +71,8 @@ fn every_manifest_parses_strictly() {
             let api_version = o["apiVersion"].as_str().unwrap();
             let kind = o["kind"].as_str().unwrap();
             if api_version.starts_with("distribute.io/") {
-                let schema = crd_schema(api_version, kind).unwrap_or_else(|| panic!("{where_}: no CRD"));
+                let schema =
+                    crd_schema(api_version, kind).unwrap_or_else(|| panic!("{where_}: no CRD"));
                 let problems = schema::check(&o, &schema);
                 assert!(problems.is_empty(), "{where_}: {problems:?}");
                 match kind {
@@ -109,15 +112,44 @@ fn every_manifest_parses_strictly() {
 fn crd_schema_check_catches_mistakes() {
     let schema = crd_schema("distribute.io/v1alpha1", "Pin").unwrap();
     let pin = |spec: Value| json!({"apiVersion": "distribute.io/v1alpha1", "kind": "Pin", "metadata": {"name": "p"}, "spec": spec});
-    assert_eq!(schema::check(&pin(json!({"cid": "Qm", "cluster": "c"})), &schema), Vec::<String>::new());
-    let typo = schema::check(&pin(json!({"cid": "Qm", "cluster": "c", "replica": 3})), &schema);
-    assert!(typo.iter().any(|p| p.contains(".spec.replica: unknown field")), "{typo:?}");
+    assert_eq!(
+        schema::check(&pin(json!({"cid": "Qm", "cluster": "c"})), &schema),
+        Vec::<String>::new()
+    );
+    let typo = schema::check(
+        &pin(json!({"cid": "Qm", "cluster": "c", "replica": 3})),
+        &schema,
+    );
+    assert!(
+        typo.iter()
+            .any(|p| p.contains(".spec.replica: unknown field")),
+        "{typo:?}"
+    );
     let missing = schema::check(&pin(json!({"cid": "Qm"})), &schema);
-    assert!(missing.iter().any(|p| p.contains(".spec.cluster: required")), "{missing:?}");
-    let wrong = schema::check(&pin(json!({"cid": "Qm", "cluster": "c", "replicas": "3"})), &schema);
-    assert!(wrong.iter().any(|p| p.contains(".spec.replicas: want an integer")), "{wrong:?}");
-    let low = schema::check(&pin(json!({"cid": "Qm", "cluster": "c", "replicas": 0})), &schema);
-    assert!(low.iter().any(|p| p.contains("below the minimum")), "{low:?}");
+    assert!(
+        missing
+            .iter()
+            .any(|p| p.contains(".spec.cluster: required")),
+        "{missing:?}"
+    );
+    let wrong = schema::check(
+        &pin(json!({"cid": "Qm", "cluster": "c", "replicas": "3"})),
+        &schema,
+    );
+    assert!(
+        wrong
+            .iter()
+            .any(|p| p.contains(".spec.replicas: want an integer")),
+        "{wrong:?}"
+    );
+    let low = schema::check(
+        &pin(json!({"cid": "Qm", "cluster": "c", "replicas": 0})),
+        &schema,
+    );
+    assert!(
+        low.iter().any(|p| p.contains("below the minimum")),
+        "{low:?}"
+    );
 }
 
 #[test]
@@ -127,7 +159,11 @@ fn example_cluster_builds_every_object() {
     let model = ClusterModel::new(&cluster).unwrap();
     let built = desired(&model, cluster.spec.replicas);
     let kinds: Vec<String> = built.apply.iter().map(|o| kind_name(&o.object)).collect();
-    for want in ["StatefulSet/demo", "Service/demo-gateway", "PodDisruptionBudget/demo"] {
+    for want in [
+        "StatefulSet/demo",
+        "Service/demo-gateway",
+        "PodDisruptionBudget/demo",
+    ] {
         assert!(kinds.contains(&want.to_string()), "{want} not in {kinds:?}");
     }
     for object in &built.apply {
@@ -159,15 +195,25 @@ fn example_pins_fit_the_example_cluster() {
 fn nft_collection_keeps_three_copies_of_each_part() {
     let cluster = example_cluster();
     let docs = documents("k8s/examples/nft-collection.yaml");
-    let pins: Vec<Pin> = docs.into_iter().map(|o| serde_json::from_value(o).unwrap()).collect();
+    let pins: Vec<Pin> = docs
+        .into_iter()
+        .map(|o| serde_json::from_value(o).unwrap())
+        .collect();
     assert!(pins.len() >= 3, "{} pins", pins.len());
     let mut cids = BTreeSet::new();
     for pin in &pins {
         let labels = pin.metadata.labels.clone().unwrap_or_default();
-        assert_eq!(labels.get("distribute.io/collection").map(String::as_str), Some("lighthouses"));
+        assert_eq!(
+            labels.get("distribute.io/collection").map(String::as_str),
+            Some("lighthouses")
+        );
         let r = pin_replication(&pin.spec, cluster.spec.replication).unwrap();
         assert_eq!((r.min, r.max), (3, 3), "{:?}", pin.metadata.name);
-        assert!(cids.insert(parse_cid(&pin.spec.cid).unwrap()), "duplicate {}", pin.spec.cid);
+        assert!(
+            cids.insert(parse_cid(&pin.spec.cid).unwrap()),
+            "duplicate {}",
+            pin.spec.cid
+        );
     }
 }
 
@@ -180,7 +226,8 @@ fn ingress_example_routes_to_the_gateway_service() {
     assert_eq!(gateway_name, names::gateway_service("demo"));
     let gateway_port = gateway.spec.unwrap().ports.unwrap()[0].port;
 
-    let ingress: Ingress = serde_json::from_value(documents("k8s/examples/gateway-ingress.yaml").remove(0)).unwrap();
+    let ingress: Ingress =
+        serde_json::from_value(documents("k8s/examples/gateway-ingress.yaml").remove(0)).unwrap();
     let rules = ingress.spec.unwrap().rules.unwrap();
     for rule in rules {
         for path in rule.http.unwrap().paths {
@@ -193,11 +240,16 @@ fn ingress_example_routes_to_the_gateway_service() {
 
 #[test]
 fn hpa_example_scales_the_storage_cluster_through_its_scale_subresource() {
-    let hpa: HorizontalPodAutoscaler = serde_json::from_value(documents("k8s/examples/hpa.yaml").remove(0)).unwrap();
+    let hpa: HorizontalPodAutoscaler =
+        serde_json::from_value(documents("k8s/examples/hpa.yaml").remove(0)).unwrap();
     let spec = hpa.spec.unwrap();
     let target = &spec.scale_target_ref;
     assert_eq!(
-        (target.api_version.as_deref(), target.kind.as_str(), target.name.as_str()),
+        (
+            target.api_version.as_deref(),
+            target.kind.as_str(),
+            target.name.as_str()
+        ),
         (Some("distribute.io/v1alpha1"), "StorageCluster", "demo")
     );
     let crd = generated_crds()
@@ -205,18 +257,39 @@ fn hpa_example_scales_the_storage_cluster_through_its_scale_subresource() {
         .map(|(_, c)| c)
         .find(|c| c.spec.names.kind == "StorageCluster")
         .unwrap();
-    let version = crd.spec.versions.iter().find(|v| v.name == "v1alpha1").unwrap();
-    let scale = version.subresources.as_ref().unwrap().scale.as_ref().unwrap();
+    let version = crd
+        .spec
+        .versions
+        .iter()
+        .find(|v| v.name == "v1alpha1")
+        .unwrap();
+    let scale = version
+        .subresources
+        .as_ref()
+        .unwrap()
+        .scale
+        .as_ref()
+        .unwrap();
     assert_eq!(scale.spec_replicas_path, ".spec.replicas");
-    assert_eq!(scale.label_selector_path.as_deref(), Some(".status.selector"));
+    assert_eq!(
+        scale.label_selector_path.as_deref(),
+        Some(".status.selector")
+    );
     // Never below the copies the example pins ask for.
     let cluster = example_cluster();
     let most = example_pins()
         .iter()
-        .map(|p| pin_replication(&p.spec, cluster.spec.replication).unwrap().max)
+        .map(|p| {
+            pin_replication(&p.spec, cluster.spec.replication)
+                .unwrap()
+                .max
+        })
         .max()
         .unwrap();
-    assert!(spec.min_replicas.unwrap() >= most, "minReplicas below {most}");
+    assert!(
+        spec.min_replicas.unwrap() >= most,
+        "minReplicas below {most}"
+    );
 }
 
 #[test]
@@ -244,10 +317,18 @@ fn e2e_script_uses_the_example_names() {
     let waited: BTreeSet<String> = script
         .lines()
         .filter_map(|l| l.trim().strip_prefix("for pin in "))
-        .flat_map(|l| l.trim_end_matches("; do").split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|l| {
+            l.trim_end_matches("; do")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .collect();
     assert_eq!(waited, names);
     let cluster = example_cluster();
-    assert!(script.contains(&format!("storagecluster {}", cluster.metadata.name.unwrap())));
+    assert!(script.contains(&format!(
+        "storagecluster {}",
+        cluster.metadata.name.unwrap()
+    )));
     assert!(script.contains(&format!("svc/{}", names::gateway_service("demo"))));
 }

@@ -47,13 +47,24 @@ fn sdk_dir() -> &'static Path {
             String::from_utf8_lossy(&out.stderr)
         );
         let stdout = String::from_utf8(out.stdout).unwrap();
-        PathBuf::from(stdout.lines().last().expect("install.sh printed no folder").trim())
+        PathBuf::from(
+            stdout
+                .lines()
+                .last()
+                .expect("install.sh printed no folder")
+                .trim(),
+        )
     })
 }
 
 /// Runs one bridge command; `Err` carries the engine's own error (bad chart, template error,
 /// values rejected by the schema while rendering).
-pub fn helm(command: &str, values: Option<&Path>, release: &str, namespace: &str) -> Result<Value, String> {
+pub fn helm(
+    command: &str,
+    values: Option<&Path>,
+    release: &str,
+    namespace: &str,
+) -> Result<Value, String> {
     let values = values.map_or("-".to_string(), |p| p.display().to_string());
     let out = Command::new("python3")
         .arg(repo_root().join("tests/helm/helm_bridge.py"))
@@ -181,7 +192,9 @@ fn round_trip<K: DeserializeOwned + Serialize>(o: &Value) -> Result<(), String> 
     let back = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
     match first_difference(o, &back, "") {
         None => Ok(()),
-        Some(path) => Err(format!("field {path} does not survive parsing (unknown or misplaced)")),
+        Some(path) => Err(format!(
+            "field {path} does not survive parsing (unknown or misplaced)"
+        )),
     }
 }
 
@@ -200,7 +213,9 @@ fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
                     None => return Some(here),
                 }
             }
-            b.keys().find(|k| !a.contains_key(*k)).map(|k| format!("{path}.{k} (added)"))
+            b.keys()
+                .find(|k| !a.contains_key(*k))
+                .map(|k| format!("{path}.{k} (added)"))
         }
         (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
             .iter()
@@ -251,7 +266,10 @@ pub fn generated_crds() -> Vec<(String, CustomResourceDefinition)> {
         if path.extension().is_some_and(|e| e == "yaml") {
             let text = std::fs::read_to_string(&path).unwrap();
             let crd: CustomResourceDefinition = serde_yaml::from_str(&text).unwrap();
-            out.push((path.file_name().unwrap().to_string_lossy().into_owned(), crd));
+            out.push((
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                crd,
+            ));
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));

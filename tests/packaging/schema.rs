@@ -105,10 +105,16 @@ fn walk(value: &Value, schema: &Value, path: &str, problems: &mut Vec<String>) {
 
 fn bounds(n: f64, schema: &Value, at: &str, problems: &mut Vec<String>) {
     if schema["minimum"].as_f64().is_some_and(|m| n < m) {
-        problems.push(format!("{at}: {n} is below the minimum {}", schema["minimum"]));
+        problems.push(format!(
+            "{at}: {n} is below the minimum {}",
+            schema["minimum"]
+        ));
     }
     if schema["maximum"].as_f64().is_some_and(|m| n > m) {
-        problems.push(format!("{at}: {n} is above the maximum {}", schema["maximum"]));
+        problems.push(format!(
+            "{at}: {n} is above the maximum {}",
+            schema["maximum"]
+        ));
     }
 }
 
@@ -132,7 +138,9 @@ fn object(value: &Value, schema: &Value, path: &str, problems: &mut Vec<String>)
         } else if schema["additionalProperties"].is_object() {
             walk(field, &schema["additionalProperties"], &here, problems);
         } else if !preserve && schema["additionalProperties"] != true {
-            problems.push(format!("{here}: unknown field (the API server would drop it)"));
+            problems.push(format!(
+                "{here}: unknown field (the API server would drop it)"
+            ));
         }
     }
 }
