@@ -298,7 +298,7 @@ mod tests {
     fn defaults() {
         let m = model("{image: 'reg/distribute:1.2'}");
         let sts = build_statefulset(&m, 3);
-        let spec = sts.spec;
+        let spec = &sts.spec;
         assert_eq!(spec.replicas, Some(3));
         assert_eq!(spec.service_name.as_deref(), Some("store-peers"));
         assert_eq!(
