@@ -2,6 +2,8 @@
 //! (`support/fake_apiserver.rs`); a test kubelet (`support/kubelet.rs`) runs the StatefulSet's
 //! pods as real `distribute node` processes on loopback addresses 127.0.0.N.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;

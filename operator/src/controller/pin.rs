@@ -54,7 +54,7 @@ pub async fn reconcile(pin: Arc<Pin>, ctx: Arc<Context>) -> Result<Action, Error
 /// Where a Pin's cluster can be reached, or why not.
 enum Target {
     Ready {
-        model: ClusterModel,
+        model: Box<ClusterModel>,
         node: NodeClient,
         pods: Vec<NodePod>,
     },
@@ -82,7 +82,11 @@ async fn target(pin: &Pin, ctx: &Context) -> Result<Target, Error> {
     };
     let node = cluster_client(&ctx.client, &ctx.node, &model).await?;
     let pods = node_pods(&ctx.client, &model, ctx.api_port).await?;
-    Ok(Target::Ready { model, node, pods })
+    Ok(Target::Ready {
+        model: Box::new(model),
+        node,
+        pods,
+    })
 }
 
 async fn apply(api: &Api<Pin>, pin: &Pin, ctx: &Context) -> Result<Action, Error> {
@@ -238,21 +242,21 @@ async fn write_status(
     ctx: &Context,
 ) -> Result<(), Error> {
     let old = pin.status.as_ref().and_then(|s| s.phase);
-    if old != status.phase {
-        if let Some(phase) = status.phase {
-            let kind = match phase {
-                PinPhase::Failed | PinPhase::Degraded => EventType::Warning,
-                _ => EventType::Normal,
-            };
-            let note = status
-                .conditions
-                .iter()
-                .find(|c| c.type_ == "Ready")
-                .map(|c| c.message.clone())
-                .unwrap_or_default();
-            ctx.event(pin, kind, phase.as_str(), "Reconcile", note)
-                .await;
-        }
+    if old != status.phase
+        && let Some(phase) = status.phase
+    {
+        let kind = match phase {
+            PinPhase::Failed | PinPhase::Degraded => EventType::Warning,
+            _ => EventType::Normal,
+        };
+        let note = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        ctx.event(pin, kind, phase.as_str(), "Reconcile", note)
+            .await;
     }
     let mut value = serde_json::to_value(&status).unwrap_or_default();
     if let Some(map) = value.as_object_mut() {

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 /// Content kept by a StorageCluster. `replicas` sets both bounds; otherwise
 /// `replicationMin`/`replicationMax`, else the cluster's defaults.
+// kube's derive takes one `printcolumn(...)` per column, which clippy reads as a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "distribute.io",

@@ -12,6 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A Distribute cluster: `replicas` node pods sharing one replicated pinset.
+// kube's derive takes one `printcolumn(...)` per column, which clippy reads as a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "distribute.io",

@@ -14,6 +14,7 @@
 //! - delete: with finalizers it sets `deletionTimestamp` and the object goes when the last
 //!   finalizer is removed; then every object whose `ownerReferences` name its uid is deleted
 //!   too (cascade, like the garbage collector).
+//!
 //! Not supported: the scale subresource, field ownership, admission, defaulting, validation.
 
 use std::collections::BTreeMap;
@@ -37,7 +38,7 @@ type Body = BoxBody<Bytes, Infallible>;
 type ResourceKey = String;
 
 #[derive(Clone, Debug)]
-struct Change {
+pub struct Change {
     rv: u64,
     kind: &'static str,
     resource: ResourceKey,
@@ -486,14 +487,14 @@ async fn handle(
                     format!("{name:?} not found"),
                 );
             };
-            if let Some(rv) = new["metadata"]["resourceVersion"].as_str() {
-                if Some(rv) != old["metadata"]["resourceVersion"].as_str() {
-                    return status(
-                        StatusCode::CONFLICT,
-                        "Conflict",
-                        format!("{name:?} was modified"),
-                    );
-                }
+            if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
+                && Some(rv) != old["metadata"]["resourceVersion"].as_str()
+            {
+                return status(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    format!("{name:?} was modified"),
+                );
             }
             let obj = update(&old, new, t.sub.as_deref());
             let obj = s.store(tx, key, obj);

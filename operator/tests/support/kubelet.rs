@@ -130,8 +130,7 @@ impl Kubelet {
         let mut procs = self.procs.lock().unwrap();
         procs
             .iter_mut()
-            .filter(|(_, p)| matches!(p.child.try_wait(), Ok(None)))
-            .map(|(n, _)| n.clone())
+            .filter_map(|(n, p)| matches!(p.child.try_wait(), Ok(None)).then(|| n.clone()))
             .collect()
     }
 
