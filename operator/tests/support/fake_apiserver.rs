@@ -13,7 +13,8 @@
 //!   the old `.status`), `generation` bumped when anything but metadata/status changes;
 //! - delete: with finalizers it sets `deletionTimestamp` and the object goes when the last
 //!   finalizer is removed; then every object whose `ownerReferences` name its uid is deleted
-//!   too (cascade, like the garbage collector).
+//!   too (cascade, like the garbage collector); an object created with owners that are all
+//!   gone is deleted at once (the collector's orphan sweep).
 //!
 //! Not supported: the scale subresource, field ownership, admission, defaulting, validation.
 
@@ -223,6 +224,20 @@ impl State {
         let _ = tx.send(change);
     }
 
+    /// True when `obj` names owners and none of them exists.
+    fn owners_gone(&self, obj: &Value) -> bool {
+        let Some(refs) = obj["metadata"]["ownerReferences"].as_array() else {
+            return false;
+        };
+        !refs.is_empty()
+            && refs.iter().all(|r| {
+                !self
+                    .objects
+                    .values()
+                    .any(|o| o["metadata"]["uid"] == r["uid"])
+            })
+    }
+
     fn next_rv(&mut self) -> u64 {
         self.rv += 1;
         self.rv
@@ -236,6 +251,15 @@ impl State {
         key: (ResourceKey, String, String),
         mut obj: Value,
     ) -> Value {
+        // Like the API server, a write that changes nothing keeps the resourceVersion and
+        // sends no watch event.
+        if let Some(old) = self.objects.get(&key) {
+            let mut same = obj.clone();
+            same["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+            if &same == old {
+                return same;
+            }
+        }
         let rv = self.next_rv();
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         let deleting = !obj["metadata"]["deletionTimestamp"].is_null();
@@ -533,9 +557,12 @@ async fn handle(
                 let mut doc = old.clone();
                 if ctype.starts_with("application/json-patch+json") {
                     match serde_json::from_slice::<json_patch::Patch>(&body) {
-                        Ok(p) => json_patch::patch(&mut doc, &p.0)
+                        Ok(p) => null_tests(&doc, p.0)
+                            .and_then(|ops| {
+                                json_patch::patch(&mut doc, &ops).map_err(|e| e.to_string())
+                            })
                             .map(|_| doc)
-                            .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
+                            .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e)),
                         Err(e) => Err((StatusCode::BAD_REQUEST, e.to_string())),
                     }
                 } else {
@@ -582,6 +609,29 @@ async fn handle(
     }
 }
 
+/// The API server's JSON patch treats `{"op":"test","value":null}` on an absent path as a
+/// match (kube's finalizer helper relies on it); the `json_patch` crate calls that path invalid.
+/// Such tests are checked here and dropped; the rest is applied by `json_patch`.
+fn null_tests(
+    doc: &Value,
+    ops: Vec<json_patch::PatchOperation>,
+) -> Result<Vec<json_patch::PatchOperation>, String> {
+    let mut kept = Vec::new();
+    for op in ops {
+        if let json_patch::PatchOperation::Test(t) = &op
+            && t.value.is_null()
+        {
+            let current = doc.pointer(&t.path.to_string()).unwrap_or(&Value::Null);
+            if !current.is_null() {
+                return Err(format!("test failed at {}: {current} is not null", t.path));
+            }
+            continue;
+        }
+        kept.push(op);
+    }
+    Ok(kept)
+}
+
 fn create(
     s: &mut State,
     tx: &broadcast::Sender<Change>,
@@ -606,6 +656,11 @@ fn create(
     }
     s.objects.insert(key.clone(), obj.clone());
     s.record(tx, "ADDED", &key.0, &key.1, obj.clone());
+    // The garbage collector deletes an object whose owners are all gone, e.g. one a controller
+    // created from a stale view after its owner was deleted.
+    if s.owners_gone(obj) {
+        s.delete(tx, &key);
+    }
 }
 
 /// The stored form of a write: through `/status` only `.status` changes; otherwise

@@ -29,6 +29,10 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(api_port: u16) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_max_level(tracing::Level::INFO)
+            .try_init();
         let server = FakeApiServer::start().await;
         let client = server.client(NS);
         // The CRDs are objects too, as `kubectl apply -f crds/` would create them.
