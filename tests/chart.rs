@@ -69,7 +69,7 @@ fn deployment(r: &packaging::Rendered, name: &str) -> Deployment {
 }
 
 fn args(d: &Deployment) -> Vec<String> {
-    let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let pod = d.spec.template.spec.as_ref().unwrap();
     pod.containers[0].args.clone().unwrap_or_default()
 }
 
@@ -143,7 +143,7 @@ fn default_values_render_the_operator_install() {
     }
 
     let d = deployment(&r, name);
-    let spec = d.spec.as_ref().unwrap();
+    let spec = &d.spec;
     assert_eq!(spec.replicas, Some(1));
     assert_eq!(
         spec.strategy.as_ref().unwrap().type_.as_deref(),
@@ -251,7 +251,7 @@ fn full_values_render_every_option() {
             "--leader-elect"
         ]
     );
-    let spec = d.spec.as_ref().unwrap();
+    let spec = &d.spec;
     assert_eq!(spec.replicas, Some(2));
     assert_eq!(
         spec.strategy.as_ref().unwrap().type_.as_deref(),
@@ -560,8 +560,14 @@ fn compare_properties(values: &Value, crd: &Value, path: &str, out: &mut Vec<Str
     }
     for key in vk.intersection(&ck) {
         let (vs, cs) = (&v[*key], &c[*key]);
+        // An enum is a set of allowed values: the order does not matter.
+        let set = |v: &Value| -> Option<BTreeSet<String>> {
+            v["enum"]
+                .as_array()
+                .map(|e| e.iter().map(Value::to_string).collect())
+        };
         if let Some(e) = cs["enum"].as_array()
-            && vs["enum"].as_array() != Some(e)
+            && set(vs) != set(cs)
         {
             out.push(format!(
                 "{path}.{key}: enum {} in the values schema, {e:?} in the CRD",
@@ -614,7 +620,12 @@ fn chart_crds_are_the_generated_ones() {
     let loaded: BTreeSet<String> = r
         .crd_files
         .iter()
-        .map(|f| f.trim_start_matches("crds/").to_string())
+        .map(|f| {
+            // The engine names them under the chart (`distribute/crds/x.yaml`).
+            f.trim_start_matches("distribute/")
+                .trim_start_matches("crds/")
+                .to_string()
+        })
         .collect();
     assert_eq!(loaded, files, "the engine did not load the chart's CRDs");
 }

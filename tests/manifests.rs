@@ -242,7 +242,7 @@ fn ingress_example_routes_to_the_gateway_service() {
 fn hpa_example_scales_the_storage_cluster_through_its_scale_subresource() {
     let hpa: HorizontalPodAutoscaler =
         serde_json::from_value(documents("k8s/examples/hpa.yaml").remove(0)).unwrap();
-    let spec = hpa.spec.unwrap();
+    let spec = hpa.spec;
     let target = &spec.scale_target_ref;
     assert_eq!(
         (

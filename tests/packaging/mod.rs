@@ -82,9 +82,10 @@ pub fn helm(
             String::from_utf8_lossy(&out.stderr)
         )
     });
+    // A finding (`validate`'s `{"ok": false, "error"}`) exits 0; an engine failure exits 2.
     match parsed.get("error") {
-        Some(e) => Err(e.as_str().unwrap_or_default().to_string()),
-        None => Ok(parsed),
+        Some(e) if !out.status.success() => Err(e.as_str().unwrap_or_default().to_string()),
+        _ => Ok(parsed),
     }
 }
 
