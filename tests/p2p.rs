@@ -245,3 +245,37 @@ fn metrics_health_and_ready_are_served() {
     assert_eq!(http_get(port, "/ready").0, 200);
     assert_eq!(http_get(port, "/nope").0, 404);
 }
+
+#[test]
+fn a_dag_wider_than_one_session_is_fetched_by_one_fetch() {
+    // 17 MiB in 1 KiB chunks: 17,408 leaves, more CIDs than a fetch keeps live at once and
+    // more than a server keeps per peer (8,192). The children not yet asked for must wait,
+    // neither forgotten nor sent as wants the holder drops.
+    let data = gen_bytes(23, 17 << 20);
+    let holder = Node::new();
+    let file = holder.write("wide.bin", &data);
+    let cid = holder.add(&file, &["--chunker=size-1024", "--cid-version=1"]);
+    let a = Daemon::start(holder, &[]);
+    let b = Daemon::start(Node::new(), &["--bootstrap", &a.addr()]);
+    wait_for("B to connect to A", START, || {
+        peers_of(&b).contains(&a.peer_id)
+    });
+    let fetched = b.node.run(&["cat", &cid]).ok().raw_stdout;
+    assert!(
+        fetched == data,
+        "B fetched {} bytes, not A's {} bytes",
+        fetched.len(),
+        data.len()
+    );
+    let log = b.log();
+    let fetches: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("fetching its DAG over bitswap"))
+        .collect();
+    assert_eq!(
+        fetches.len(),
+        1,
+        "the first fetch should have brought the whole DAG:\n{}",
+        fetches.join("\n")
+    );
+}

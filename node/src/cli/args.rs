@@ -228,6 +228,9 @@ pub struct NodeArgs {
     /// Answer only outbound DHT queries (DHT client mode); server mode is the default.
     #[arg(long)]
     pub kad_client: bool,
+    /// Most connections held at once (inbound and outbound); more are refused.
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
     /// Serve Prometheus metrics, /health and /ready on this address.
     #[arg(long)]
     pub metrics: Option<std::net::SocketAddr>,

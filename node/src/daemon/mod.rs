@@ -86,11 +86,13 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
         .map(config::read_network_key)
         .transpose()?;
     let listen = config::listen_addrs(&args.listen, psk.is_some())?;
+    let fd_limit = config::raise_fd_limit();
+    tracing::debug!(?fd_limit, "open-file limit");
     let opts = SwarmOptions {
         mdns: !args.no_mdns,
         kad_client: args.kad_client,
         psk,
-        ..SwarmOptions::default()
+        max_connections: args.max_connections,
     };
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);

@@ -69,7 +69,7 @@ impl Default for SwarmOptions {
             mdns: true,
             kad_client: false,
             psk: None,
-            max_connections: 512,
+            max_connections: 2048,
         }
     }
 }

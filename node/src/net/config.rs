@@ -55,6 +55,27 @@ pub fn read_network_key(path: &Path) -> Result<PreSharedKey, NetError> {
     })
 }
 
+/// Raise this process's soft limit on open files to its hard limit (as Kubo does): every
+/// connection holds a socket, and the default soft limit (often 1024) would cap the
+/// connections long before `--max-connections`. Returns the limit now in force, if known.
+pub fn raise_fd_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    match (limit.current, limit.maximum) {
+        (Some(cur), Some(max)) if cur < max => {
+            let raised = rustix::process::Rlimit {
+                current: Some(max),
+                maximum: Some(max),
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => Some(max),
+                Err(_) => Some(cur),
+            }
+        }
+        (cur, _) => cur,
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

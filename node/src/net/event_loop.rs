@@ -262,15 +262,21 @@ impl EventLoop {
                 QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders {
                     providers, ..
                 })) => {
+                    let mut reader_gone = false;
                     if let Some(found) = self.pending_providers.get(&id) {
                         for peer in providers {
                             if found.try_send(peer).is_err() {
                                 tracing::debug!(%peer, "provider dropped: reader is slow or gone");
                             }
                         }
+                        reader_gone = found.is_closed();
                     }
-                    if step.last {
+                    if step.last || reader_gone {
+                        // Nobody reads the rest (e.g. `findprovs -n 1`): stop asking peers.
                         self.pending_providers.remove(&id);
+                        if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                            query.finish();
+                        }
                     }
                 }
                 QueryResult::GetProviders(_) if step.last => {

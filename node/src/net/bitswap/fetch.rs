@@ -1,15 +1,19 @@
 //! Fetching a DAG over Bitswap: [`Bitswap::fetch_dag`] runs one [`Session`] in the caller's
 //! task. Peers are the connected peers, peers that connect meanwhile, and DHT providers the
-//! session asks for. Every delivered block is stored with `put_verified` (in
-//! `spawn_blocking`), its links are decoded and the missing children wanted in turn, until
-//! the whole DAG under the root is local or a CID fails.
+//! session asks for. Delivered blocks are stored on blocking threads while the loop goes on
+//! receiving (at most [`STORE_JOBS`] batches at once); each job decodes the links and
+//! answers with the children the store lacks, which are wanted in turn, until the whole DAG
+//! under the root is local or a CID fails. Children beyond what the session may track at
+//! once wait in a backlog, so a DAG of any size is fetched completely.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cid::Cid;
 use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 
 use super::message::{Message, ProtocolVersion, WantlistEntry};
 use super::service::{Bitswap, Input, SESSION_QUEUE, SessionInput};
@@ -47,6 +51,13 @@ pub struct FetchStats {
     pub top_peer: Option<PeerId>,
     pub elapsed: Duration,
 }
+
+/// Batches of delivered blocks being stored at once; past this the loop waits for one.
+const STORE_JOBS: usize = 4;
+/// CIDs a fetch's session tracks at once (asked with want-have or want-block); the rest of
+/// the DAG waits in the fetch's backlog. Servers bound the wants they keep per peer (this
+/// node 8,192, boxo fewer), and wants they drop are never answered.
+const LIVE_WANTS: usize = 1024;
 
 /// Counts a fetch as running for [`Bitswap::shutdown`] until dropped.
 struct Running(tokio::sync::watch::Sender<usize>);
@@ -99,7 +110,10 @@ impl Bitswap {
         };
         let connected = connected.await.map_err(|_| FetchError::Stopped)?;
         let me = inner.client.local_peer_id();
-        let mut session: Session<PeerId> = Session::new(SessionConfig::default());
+        let mut session: Session<PeerId> = Session::new(SessionConfig {
+            max_wants: LIVE_WANTS,
+            ..SessionConfig::default()
+        });
         let start = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
         for peer in connected {
@@ -109,7 +123,10 @@ impl Bitswap {
         inner.metrics.wantlist_size.inc();
         let mut stats = FetchStats::default();
         let mut by_peer: std::collections::HashMap<PeerId, u64> = Default::default();
-        let result = loop {
+        // Children the session could not take yet (it tracks at most `max_wants` CIDs).
+        let mut backlog: VecDeque<Cid> = VecDeque::new();
+        let mut storing: JoinSet<Result<Vec<Cid>, StoreFailure>> = JoinSet::new();
+        let result = 'fetch: loop {
             let mut delivered = Vec::new();
             let mut failed = None;
             for action in session.drain_actions() {
@@ -141,19 +158,22 @@ impl Bitswap {
                 inner.metrics.blocks_received.inc_by(delivered.len() as u64);
                 stats.blocks += delivered.len() as u64;
                 stats.bytes += delivered.iter().map(|(_, d)| d.len() as u64).sum::<u64>();
-                let children = match self.store_and_expand(delivered).await {
-                    Ok(c) => c,
-                    Err(e) => break Err(e),
-                };
-                let now = Instant::now();
-                for child in children {
-                    if session.want(child, now).is_ok() {
-                        inner.metrics.wantlist_size.inc();
-                    }
+                storing.spawn_blocking(self.store_job(delivered));
+            }
+            // Bound the blocks held in memory while stores run; when the network has nothing
+            // more to deliver, wait for the stores, whose children come next.
+            while storing.len() >= STORE_JOBS || (session.pending() == 0 && !storing.is_empty()) {
+                match joined(storing.join_next().await) {
+                    Ok(children) => backlog.extend(children),
+                    Err(e) => break 'fetch Err(e.into()),
                 }
+            }
+            let added = refill(&mut session, &mut backlog, Instant::now());
+            inner.metrics.wantlist_size.inc_by(added as i64);
+            if added > 0 {
                 continue; // send the new wants before waiting
             }
-            if session.pending() == 0 {
+            if session.pending() == 0 && backlog.is_empty() && storing.is_empty() {
                 stats.top_peer = by_peer.iter().max_by_key(|(_, b)| **b).map(|(p, _)| *p);
                 stats.elapsed = start.elapsed();
                 break Ok(stats);
@@ -163,6 +183,10 @@ impl Bitswap {
                 .map(tokio::time::Instant::from_std)
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1));
             tokio::select! {
+                done = storing.join_next(), if !storing.is_empty() => match joined(done) {
+                    Ok(children) => backlog.extend(children),
+                    Err(e) => break 'fetch Err(e.into()),
+                },
                 input = rx.recv() => {
                     let now = Instant::now();
                     match input {
@@ -191,6 +215,7 @@ impl Bitswap {
             }
         };
         inner.metrics.wantlist_size.dec_by(session.pending() as i64);
+        storing.abort_all();
         result
     }
 
@@ -216,16 +241,22 @@ impl Bitswap {
         });
     }
 
-    /// Store verified blocks and return the children not yet in the store.
-    async fn store_and_expand(&self, blocks: Vec<(Cid, Vec<u8>)>) -> Result<Vec<Cid>, FetchError> {
-        let store = std::sync::Arc::clone(&self.inner.store);
-        let joined = tokio::task::spawn_blocking(move || -> Result<Vec<Cid>, (Cid, String)> {
+    /// A job for a blocking thread: store the delivered blocks (their CIDs were rebuilt from
+    /// these bytes when the message was decoded, so they are not hashed again) and return
+    /// their children that the store lacks.
+    fn store_job(
+        &self,
+        blocks: Vec<(Cid, Vec<u8>)>,
+    ) -> impl FnOnce() -> Result<Vec<Cid>, StoreFailure> + Send + 'static {
+        let store = Arc::clone(&self.inner.store);
+        move || {
             let mut children = Vec::new();
             for (cid, data) in &blocks {
-                // The CID was rebuilt from these bytes when the message was decoded.
-                store.put(cid, data).map_err(|e| (*cid, e.to_string()))?;
-                // A block whose links we cannot read is still a block; it just has no children
-                // we know how to fetch.
+                store
+                    .put(cid, data)
+                    .map_err(|e| StoreFailure(*cid, e.to_string()))?;
+                // A block whose links we cannot read is still a block; it just has no
+                // children we know how to fetch.
                 for child in links(cid, data).unwrap_or_default() {
                     if !store.has(&child).unwrap_or(false) {
                         children.push(child);
@@ -233,15 +264,43 @@ impl Bitswap {
                 }
             }
             Ok(children)
-        })
-        .await;
-        match joined {
-            Ok(Ok(children)) => Ok(children),
-            Ok(Err((cid, reason))) => Err(FetchError::Store { cid, reason }),
-            Err(e) => Err(FetchError::Store {
-                cid: Cid::default(),
-                reason: e.to_string(),
-            }),
         }
     }
+}
+
+/// A block a store job could not store, and why.
+struct StoreFailure(Cid, String);
+
+impl From<StoreFailure> for FetchError {
+    fn from(StoreFailure(cid, reason): StoreFailure) -> Self {
+        FetchError::Store { cid, reason }
+    }
+}
+
+/// A finished store job's children, or why it failed.
+fn joined(
+    done: Option<Result<Result<Vec<Cid>, StoreFailure>, tokio::task::JoinError>>,
+) -> Result<Vec<Cid>, StoreFailure> {
+    match done {
+        Some(Ok(result)) => result,
+        Some(Err(e)) => Err(StoreFailure(
+            Cid::default(),
+            format!("store task failed: {e}"),
+        )),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Move children from the backlog into the session while it has room; returns how many
+/// it took.
+fn refill(session: &mut Session<PeerId>, backlog: &mut VecDeque<Cid>, now: Instant) -> usize {
+    let mut added = 0;
+    while let Some(cid) = backlog.pop_front() {
+        if session.want(cid, now).is_err() {
+            backlog.push_front(cid);
+            break;
+        }
+        added += 1;
+    }
+    added
 }

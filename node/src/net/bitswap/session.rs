@@ -588,11 +588,19 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
 
     /// Fill the window: each waiting want, oldest first, goes to its best candidate.
     fn schedule(&mut self, now: Instant) {
-        let waiting: Vec<(u64, Cid)> = self.waiting.iter().map(|(s, c)| (*s, *c)).collect();
-        for (seq, cid) in waiting {
-            if self.in_flight >= self.config.window {
+        // Walk the waiting wants in order without copying them all: the window is usually
+        // full long before the end, and this runs for every delivered block.
+        use std::ops::Bound::{Excluded, Unbounded};
+        let mut after: Option<u64> = None;
+        while self.in_flight < self.config.window {
+            let next = match after {
+                None => self.waiting.iter().next(),
+                Some(last) => self.waiting.range((Excluded(last), Unbounded)).next(),
+            };
+            let Some((&seq, &cid)) = next else {
                 break;
-            }
+            };
+            after = Some(seq);
             let Some(state) = self.wants.get_mut(&cid) else {
                 self.waiting.remove(&seq);
                 continue;

@@ -1,0 +1,164 @@
+//! Opens many libp2p connections to one node and holds them (bench/p2p.sh, part 3).
+//!
+//! Each connection comes from its own peer: a fresh Ed25519 identity and a small swarm
+//! (TCP, Noise, Yamux, identify, ping — what any IPFS peer runs), all in this one process.
+//! Prints `connected N` once N connections are up, then keeps them open for `--hold`
+//! seconds (pings flow as usual) and exits.
+//!
+//! Usage: `cargo run --release --example conn_hold -- <multiaddr> [--count 1000] [--hold 60]`
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, identify, noise, ping, tcp, yamux};
+use tokio::sync::mpsc;
+
+#[derive(NetworkBehaviour)]
+struct Peer {
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+}
+
+struct Args {
+    target: Multiaddr,
+    count: usize,
+    hold: u64,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let target = it
+        .next()
+        .ok_or("usage: conn_hold <multiaddr> [--count N] [--hold SECS]")?;
+    let target = target
+        .parse()
+        .map_err(|e| format!("bad multiaddr {target}: {e}"))?;
+    let mut args = Args {
+        target,
+        count: 1000,
+        hold: 60,
+    };
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        let n: u64 = value
+            .parse()
+            .map_err(|_| format!("{flag}: not a number: {value}"))?;
+        match flag.as_str() {
+            "--count" => args.count = usize::try_from(n).map_err(|e| e.to_string())?,
+            "--hold" => args.hold = n,
+            _ => return Err(format!("unknown flag {flag}")),
+        }
+    }
+    Ok(args)
+}
+
+/// One peer: dial, report the outcome, then keep polling the swarm until dropped.
+async fn peer(target: Multiaddr, hold: Duration, up: mpsc::Sender<Result<(), String>>) {
+    let swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|b| {
+            b.with_behaviour(|key| Peer {
+                identify: identify::Behaviour::new(identify::Config::new(
+                    "/ipfs/id/1.0.0".to_owned(),
+                    key.public(),
+                )),
+                ping: ping::Behaviour::new(ping::Config::new()),
+            })
+            .map_err(|e| e.to_string())
+        });
+    let mut swarm = match swarm {
+        Ok(b) => b
+            .with_swarm_config(|c| c.with_idle_connection_timeout(hold))
+            .build(),
+        Err(e) => {
+            let _ = up.send(Err(e)).await;
+            return;
+        }
+    };
+    if let Err(e) = swarm.dial(target) {
+        let _ = up.send(Err(e.to_string())).await;
+        return;
+    }
+    let mut reported = false;
+    loop {
+        match swarm.select_next_some().await {
+            SwarmEvent::ConnectionEstablished { .. } if !reported => {
+                reported = true;
+                let _ = up.send(Ok(())).await;
+            }
+            SwarmEvent::OutgoingConnectionError { error, .. } if !reported => {
+                let _ = up.send(Err(error.to_string())).await;
+                return;
+            }
+            SwarmEvent::ConnectionClosed { .. } => return,
+            _ => {}
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let (up_tx, mut up) = mpsc::channel(args.count.max(1));
+    let hold = Duration::from_secs(args.hold);
+    let mut tasks = Vec::with_capacity(args.count);
+    for i in 0..args.count {
+        tasks.push(tokio::spawn(peer(args.target.clone(), hold, up_tx.clone())));
+        // Dial in waves: the node accepts a bounded number of pending handshakes.
+        if i % 50 == 49 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    drop(up_tx);
+    let (mut ok, mut failed) = (0usize, Vec::new());
+    while let Some(r) = up.recv().await {
+        match r {
+            Ok(()) => ok += 1,
+            Err(e) => failed.push(e),
+        }
+        if ok + failed.len() == args.count {
+            break;
+        }
+    }
+    println!("connected {ok}");
+    if let Some(e) = failed.first() {
+        eprintln!("conn_hold: {} dials failed; first: {e}", failed.len());
+    }
+    tokio::time::sleep(hold).await;
+    for t in tasks {
+        t.abort();
+    }
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("conn_hold: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("conn_hold: starting the runtime: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("conn_hold: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
