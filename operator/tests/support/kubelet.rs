@@ -38,6 +38,8 @@ struct NodeProc {
 
 pub struct Kubelet {
     procs: Arc<Mutex<BTreeMap<String, NodeProc>>>,
+    /// Pods whose process stays down (a node that crashed and cannot come back yet).
+    held: Arc<Mutex<BTreeSet<String>>>,
     task: tokio::task::JoinHandle<()>,
     pub dropped_flags: Arc<Mutex<BTreeSet<String>>>,
     pub workdir: PathBuf,
@@ -132,19 +134,21 @@ fn known_flags(bin: &Path) -> BTreeSet<String> {
 impl Kubelet {
     pub fn start(server: &FakeApiServer, client: kube::Client, cfg: KubeletConfig) -> Self {
         let procs: Arc<Mutex<BTreeMap<String, NodeProc>>> = Arc::default();
+        let held: Arc<Mutex<BTreeSet<String>>> = Arc::default();
         let dropped: Arc<Mutex<BTreeSet<String>>> = Arc::default();
         let known = known_flags(&cfg.bin);
         let workdir = cfg.workdir.clone();
         let snapshot = server.store();
-        let (p, d) = (procs.clone(), dropped.clone());
+        let (p, d, h) = (procs.clone(), dropped.clone(), held.clone());
         let task = tokio::spawn(async move {
             loop {
-                tick(&snapshot, &client, &cfg, &known, &p, &d).await;
+                tick(&snapshot, &client, &cfg, &known, &p, &d, &h).await;
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         });
         Self {
             procs,
+            held,
             task,
             dropped_flags: dropped,
             workdir,
@@ -158,6 +162,17 @@ impl Kubelet {
             let _ = p.child.kill();
             let _ = p.child.wait();
         }
+    }
+
+    /// Kills a pod's node process with SIGKILL and keeps it down until [`Self::resume`].
+    pub fn stop(&self, pod: &str) {
+        self.held.lock().unwrap().insert(pod.to_string());
+        self.kill(pod);
+    }
+
+    /// Lets a stopped pod's process start again on the next round.
+    pub fn resume(&self, pod: &str) {
+        self.held.lock().unwrap().remove(pod);
     }
 
     /// Pods with a running node process.
@@ -213,6 +228,7 @@ async fn tick(
     known: &BTreeSet<String>,
     procs: &Arc<Mutex<BTreeMap<String, NodeProc>>>,
     dropped: &Arc<Mutex<BTreeSet<String>>>,
+    held: &Arc<Mutex<BTreeSet<String>>>,
 ) {
     let ns = &cfg.namespace;
     let statefulsets: Vec<Value> = snap
@@ -264,7 +280,8 @@ async fn tick(
         for pod in leaving {
             let proc = procs.lock().unwrap().remove(&pod);
             if let Some(mut n) = proc {
-                terminate(&mut n.child);
+                // Waiting for the exit blocks: not on a runtime worker.
+                let _ = tokio::task::spawn_blocking(move || terminate(&mut n.child)).await;
             }
             let _ = pods_api.delete(&pod, &DeleteParams::default()).await;
         }
@@ -280,6 +297,11 @@ async fn tick(
                     None => false,
                 }
             };
+            let is_held = held.lock().unwrap().contains(&pod);
+            if is_held {
+                ensure_pod(&pods_api, sts, &name, &pod, &ip, false).await;
+                continue;
+            }
             if !alive {
                 let args = node_args(sts, &name, &pod, &ip, cfg, &secrets, known, dropped);
                 let log = std::fs::File::create(cfg.workdir.join(format!("{pod}.log"))).unwrap();
