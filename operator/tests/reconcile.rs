@@ -753,6 +753,14 @@ async fn scale_in_drains_the_highest_ordinal_before_the_statefulset_shrinks() {
             .parse()
             .unwrap();
         if kind == "MODIFIED" && o["status"]["drain"].is_object() {
+            assert_eq!(o["status"]["phase"], "Draining", "{}", o["status"]);
+            let progressing = o["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == "Progressing")
+                .unwrap();
+            assert_eq!(progressing["reason"], "Draining", "{progressing}");
             let d: DrainStatus = serde_json::from_value(o["status"]["drain"].clone()).unwrap();
             order.push((rv, "drain"));
             drains.push(d);
