@@ -166,8 +166,13 @@ impl Kubelet {
 
     /// Kills a pod's node process with SIGKILL and keeps it down until [`Self::resume`].
     pub fn stop(&self, pod: &str) {
+        // Under the process table's lock, so a round cannot restart it in between.
+        let mut procs = self.procs.lock().unwrap();
         self.held.lock().unwrap().insert(pod.to_string());
-        self.kill(pod);
+        if let Some(p) = procs.get_mut(pod) {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
     }
 
     /// Lets a stopped pod's process start again on the next round.
@@ -290,36 +295,39 @@ async fn tick(
         for ordinal in 0..replicas {
             let pod = format!("{name}-{ordinal}");
             let ip = format!("127.0.0.{}", cfg.ip_base as i32 + ordinal);
-            let alive = {
+            // Decided and (re)started under the process table's lock (see `Kubelet::stop`).
+            let (alive, is_held) = {
                 let mut p = procs.lock().unwrap();
-                match p.get_mut(&pod) {
+                let is_held = held.lock().unwrap().contains(&pod);
+                let alive = match p.get_mut(&pod) {
                     Some(n) => matches!(n.child.try_wait(), Ok(None)),
                     None => false,
+                };
+                if !alive && !is_held {
+                    let args = node_args(sts, &name, &pod, &ip, cfg, &secrets, known, dropped);
+                    let log =
+                        std::fs::File::create(cfg.workdir.join(format!("{pod}.log"))).unwrap();
+                    let child = Command::new(&cfg.bin)
+                        .arg("node")
+                        .args(&args)
+                        .stdout(Stdio::null())
+                        .stderr(log)
+                        .spawn()
+                        .unwrap();
+                    p.insert(
+                        pod.clone(),
+                        NodeProc {
+                            child,
+                            ip: ip.clone(),
+                            sts: name.clone(),
+                        },
+                    );
                 }
+                (alive, is_held)
             };
-            let is_held = held.lock().unwrap().contains(&pod);
             if is_held {
                 ensure_pod(&pods_api, sts, &name, &pod, &ip, false).await;
                 continue;
-            }
-            if !alive {
-                let args = node_args(sts, &name, &pod, &ip, cfg, &secrets, known, dropped);
-                let log = std::fs::File::create(cfg.workdir.join(format!("{pod}.log"))).unwrap();
-                let child = Command::new(&cfg.bin)
-                    .arg("node")
-                    .args(&args)
-                    .stdout(Stdio::null())
-                    .stderr(log)
-                    .spawn()
-                    .unwrap();
-                procs.lock().unwrap().insert(
-                    pod.clone(),
-                    NodeProc {
-                        child,
-                        ip: ip.clone(),
-                        sts: name.clone(),
-                    },
-                );
             }
             running += 1;
             let is_ready = http_ok(&format!("{ip}:{}", cfg.ports.metrics), "/ready").await;
