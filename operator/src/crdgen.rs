@@ -20,7 +20,7 @@ pub enum CrdgenError {
     #[error("rendering the {kind} CRD as YAML: {source}")]
     Yaml {
         kind: &'static str,
-        source: serde_yaml::Error,
+        source: yaml_serde::Error,
     },
     #[error("writing {path}: {source}")]
     Write {
@@ -42,7 +42,7 @@ pub fn render() -> Result<Vec<(&'static str, String)>, CrdgenError> {
     crds()
         .into_iter()
         .map(|(file, crd)| {
-            let yaml = serde_yaml::to_string(&crd)
+            let yaml = yaml_serde::to_string(&crd)
                 .map_err(|source| CrdgenError::Yaml { kind: file, source })?;
             Ok((file, format!("{HEADER}{yaml}")))
         })
@@ -205,7 +205,7 @@ mod tests {
             }
         }
         for (file, text) in render().unwrap() {
-            let raw: Value = serde_yaml::from_str(&text).unwrap();
+            let raw: Value = yaml_serde::from_str(&text).unwrap();
             let schema = &raw["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
             let problems = check_structural(schema);
             assert!(problems.is_empty(), "{file}: {problems:#?}");

@@ -173,8 +173,8 @@ pub fn kind_name(o: &Value) -> String {
 /// Splits a multi-document YAML text into JSON values, skipping empty documents.
 pub fn yaml_documents(text: &str) -> Result<Vec<Value>, String> {
     let mut out = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(text) {
-        let value = serde_yaml::Value::deserialize(doc).map_err(|e| e.to_string())?;
+    for doc in yaml_serde::Deserializer::from_str(text) {
+        let value = yaml_serde::Value::deserialize(doc).map_err(|e| e.to_string())?;
         if value.is_null() {
             continue;
         }
@@ -266,7 +266,7 @@ pub fn generated_crds() -> Vec<(String, CustomResourceDefinition)> {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
             let text = std::fs::read_to_string(&path).unwrap();
-            let crd: CustomResourceDefinition = serde_yaml::from_str(&text).unwrap();
+            let crd: CustomResourceDefinition = yaml_serde::from_str(&text).unwrap();
             out.push((
                 path.file_name().unwrap().to_string_lossy().into_owned(),
                 crd,

@@ -219,13 +219,13 @@ fn parse_head(bytes: &[u8]) -> Result<PartHead, MultipartError> {
         if name.trim().eq_ignore_ascii_case("content-type") {
             let kind = value.split(';').next().unwrap_or("");
             head.content_type = kind.trim().to_ascii_lowercase();
-        } else if name.trim().eq_ignore_ascii_case("content-disposition") {
-            if let Some(raw) = disposition_param(value, "filename") {
-                head.file_name = percent_encoding::percent_decode_str(&raw)
-                    .decode_utf8()
-                    .map_err(|_| MultipartError::Malformed("file name is not UTF-8"))?
-                    .into_owned();
-            }
+        } else if name.trim().eq_ignore_ascii_case("content-disposition")
+            && let Some(raw) = disposition_param(value, "filename")
+        {
+            head.file_name = percent_encoding::percent_decode_str(&raw)
+                .decode_utf8()
+                .map_err(|_| MultipartError::Malformed("file name is not UTF-8"))?
+                .into_owned();
         }
     }
     Ok(head)

@@ -155,10 +155,10 @@ pub(super) fn run(ctx: &mut Ctx<'_>, a: &AddArgs) -> Result<()> {
         }
         repo.pins().flush()?;
     }
-    if a.quieter {
-        if let Some(last) = roots.last() {
-            ctx.line(format_args!("{}", last.cid))?;
-        }
+    if a.quieter
+        && let Some(last) = roots.last()
+    {
+        ctx.line(format_args!("{}", last.cid))?;
     }
     Ok(())
 }

@@ -284,6 +284,11 @@ pub struct NodeArgs {
     /// Subdomain gateway mode: serve `<cidv1>.ipfs.<HOST>` and redirect path URLs there.
     #[arg(long)]
     pub subdomain_host: Option<String>,
+    /// Block backend of a repo created at start (`sled` or `flatfs`); an existing repo keeps
+    /// the backend it was created with.
+    #[arg(long, env = "DISTRIBUTE_BLOCKSTORE", default_value = "sled",
+          value_parser = |s: &str| s.parse::<crate::repo::BlockstoreKind>().map_err(|e| e.to_string()))]
+    pub blockstore: crate::repo::BlockstoreKind,
 }
 
 #[derive(Debug, Subcommand)]

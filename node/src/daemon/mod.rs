@@ -28,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::net::behaviour::SwarmOptions;
 use crate::net::bitswap::Bitswap;
 use crate::net::{config, identity};
-use crate::repo::{BlockstoreKind, Repo};
+use crate::repo::Repo;
 
 /// File the daemon writes its peer ID and addresses to, inside the repository.
 pub const NODE_FILE: &str = "node.json";
@@ -72,7 +72,7 @@ async fn sample_store(repo: Arc<Repo>, metrics: Metrics) {
 }
 
 async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
-    let repo = Arc::new(Repo::open_or_init(path, BlockstoreKind::Sled)?);
+    let repo = Arc::new(Repo::open_or_init(path, args.blockstore)?);
     let key = identity::load_or_create(path)?;
     let public_key = key.public();
     // Bind the API first: a bad --api fails the start before anything else runs.

@@ -161,7 +161,7 @@ pub(crate) mod testing {
     use super::*;
 
     pub(crate) fn cluster(spec_yaml: &str) -> StorageCluster {
-        let spec: StorageClusterSpec = serde_yaml::from_str(spec_yaml).unwrap();
+        let spec: StorageClusterSpec = yaml_serde::from_str(spec_yaml).unwrap();
         let mut sc = StorageCluster::new("store", spec);
         sc.metadata.namespace = Some("ns".into());
         sc.metadata.uid = Some("uid-1".into());

@@ -160,6 +160,9 @@ pub fn node_args(m: &ClusterModel) -> Vec<String> {
         format!("--cluster-secret-file={SECRETS_DIR}/cluster/secret"),
         format!("--replication={}", s.replication.max),
         format!("--drain-timeout={}", s.drain_timeout_seconds),
+        format!("--heartbeat-timeout={}", s.heartbeat_timeout_seconds),
+        format!("--rereplicate-after={}", s.rereplicate_after_seconds),
+        format!("--blockstore={}", s.storage.blockstore.as_str()),
         format!("--metrics=0.0.0.0:{METRICS_PORT}"),
         "--no-mdns".into(),
         format!("--log-level={}", s.log_level),
@@ -382,7 +385,8 @@ mod tests {
         let m = model(
             "{replication: {min: 1, max: 5}, logLevel: debug, bootstrapPeers: ['/ip4/1.2.3.4/tcp/4001'],
               networkKeySecretRef: {name: nk, key: swarm.key}, gateway: {enabled: false},
-              drainTimeoutSeconds: 60}",
+              drainTimeoutSeconds: 60, heartbeatTimeoutSeconds: 5, rereplicateAfterSeconds: 9,
+              storage: {blockstore: flatfs}}",
         );
         let args = node_args(&m);
         for want in [
@@ -396,6 +400,9 @@ mod tests {
             "--api-token-file=/var/run/distribute/api/token",
             "--api=0.0.0.0:5001",
             "--drain-timeout=60",
+            "--heartbeat-timeout=5",
+            "--rereplicate-after=9",
+            "--blockstore=flatfs",
         ] {
             assert!(
                 args.iter().any(|a| a == want),

@@ -85,6 +85,15 @@ pub struct StorageClusterSpec {
     #[serde(default = "default_drain_timeout")]
     #[schemars(range(min = 1))]
     pub drain_timeout_seconds: i64,
+    /// Seconds without a heartbeat before a node counts as down (`--heartbeat-timeout`).
+    #[serde(default = "default_heartbeat_timeout")]
+    #[schemars(range(min = 1))]
+    pub heartbeat_timeout_seconds: i64,
+    /// Seconds a down node keeps its pins before the cluster copies them elsewhere
+    /// (`--rereplicate-after`).
+    #[serde(default = "default_rereplicate_after")]
+    #[schemars(range(min = 0))]
+    pub rereplicate_after_seconds: i64,
 }
 
 fn default_replicas() -> i32 {
@@ -98,6 +107,12 @@ fn default_log_level() -> String {
 }
 fn default_drain_timeout() -> i64 {
     300
+}
+fn default_heartbeat_timeout() -> i64 {
+    30
+}
+fn default_rereplicate_after() -> i64 {
+    120
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]

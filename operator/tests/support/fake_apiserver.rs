@@ -7,18 +7,24 @@
 //! - create (POST, `generateName`), replace (PUT, `resourceVersion` conflicts → 409);
 //! - patches: merge (RFC 7386; strategic merge is treated as merge), JSON patch (RFC 6902), and
 //!   server-side apply (`application/apply-patch+yaml`) SIMPLIFIED as: create when absent, else
-//!   a deep merge where maps merge and lists are replaced — no field ownership, so a field the
-//!   applier stops sending is not removed;
+//!   a deep merge where maps merge and lists are replaced (lists are atomic). Field ownership
+//!   is kept per field manager (`?fieldManager=`) and subresource, for apply only: a field a
+//!   manager applied before and no longer sends is removed unless another apply manager still
+//!   sends it (fields written by merge/JSON patch or PUT are owned by nobody);
 //! - the `status` subresource (writes to it change only `.status`; writes to the object keep
 //!   the old `.status`), `generation` bumped when anything but metadata/status changes;
+//! - the `scale` subresource (GET, PATCH, PUT of an `autoscaling/v1` Scale) of custom
+//!   resources whose stored CRD declares one (paths from `subresources.scale`), and of
+//!   StatefulSets and Deployments;
 //! - delete: with finalizers it sets `deletionTimestamp` and the object goes when the last
 //!   finalizer is removed; then every object whose `ownerReferences` name its uid is deleted
 //!   too (cascade, like the garbage collector); an object created with owners that are all
 //!   gone is deleted at once (the collector's orphan sweep).
 //!
-//! Not supported: the scale subresource, field ownership, admission, defaulting, validation.
+//! Not supported: admission, defaulting, validation, `managedFields` in the objects, field
+//! ownership of non-apply writes, conflicts between apply managers (every apply is forced).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -47,12 +53,18 @@ pub struct Change {
     object: Value,
 }
 
+/// (resource, namespace, name) of a stored object.
+type ObjectKey = (ResourceKey, String, String);
+
 #[derive(Default)]
 struct State {
     rv: u64,
     uid: u64,
-    objects: BTreeMap<(ResourceKey, String, String), Value>,
+    objects: BTreeMap<ObjectKey, Value>,
     history: Vec<Change>,
+    /// Leaf paths (JSON pointers; lists count as leaves) each apply manager sent last, per
+    /// object and subresource (`""` for the object itself).
+    owned: BTreeMap<(ObjectKey, String, String), BTreeSet<String>>,
 }
 
 /// Cloneable read access to the stored objects.
@@ -279,6 +291,7 @@ impl State {
         let Some(mut obj) = self.objects.remove(key) else {
             return;
         };
+        self.owned.retain(|(k, _, _), _| k != key);
         let rv = self.next_rv();
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         let uid = obj["metadata"]["uid"].as_str().unwrap_or("").to_string();
@@ -388,6 +401,17 @@ impl FakeApiServer {
         self.state.lock().unwrap().history.len()
     }
 
+    /// Every version of `resource`'s objects written so far (event kind, object), oldest
+    /// first: what a watch from the beginning would have seen.
+    pub fn history(&self, resource: &str) -> Vec<(&'static str, Value)> {
+        let s = self.state.lock().unwrap();
+        s.history
+            .iter()
+            .filter(|c| c.resource == resource)
+            .map(|c| (c.kind, c.object.clone()))
+            .collect()
+    }
+
     #[allow(dead_code)]
     pub fn changes(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
@@ -421,11 +445,14 @@ async fn handle(
     };
     let parse = |b: &Bytes| -> Result<Value, String> {
         if ctype.starts_with("application/apply-patch+yaml") {
-            serde_yaml::from_slice(b).map_err(|e| e.to_string())
+            yaml_serde::from_slice(b).map_err(|e| e.to_string())
         } else {
             serde_json::from_slice(b).map_err(|e| e.to_string())
         }
     };
+    if t.sub.as_deref() == Some("scale") {
+        return scale(&method, &t, &ctype, &body, st, tx);
+    }
     match (method, t.name.clone()) {
         (Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             watch(st, tx, &t, &q)
@@ -530,20 +557,31 @@ async fn handle(
             let key = (t.resource.clone(), ns.clone(), name.clone());
             let old = s.objects.get(&key).cloned();
             let result = if ctype.starts_with("application/apply-patch+yaml") {
+                let manager = q.get("fieldManager").cloned().unwrap_or_default();
+                let sub = t.sub.clone().unwrap_or_default();
+                let owner = (key.clone(), manager, sub);
                 match parse(&body) {
-                    Ok(applied) => match &old {
-                        None if t.sub.is_none() => {
-                            let mut obj = applied;
-                            create(&mut s, tx, key, &mut obj, &ns, &name);
-                            return json_response(StatusCode::CREATED, &obj);
+                    Ok(applied) => {
+                        let sent = applied_paths(&applied, &owner.2);
+                        match &old {
+                            None if t.sub.is_none() => {
+                                let mut obj = applied;
+                                s.owned.insert(owner, sent);
+                                create(&mut s, tx, key, &mut obj, &ns, &name);
+                                return json_response(StatusCode::CREATED, &obj);
+                            }
+                            None => Err((StatusCode::NOT_FOUND, format!("{name:?} not found"))),
+                            Some(old) => {
+                                let mut merged = old.clone();
+                                for path in s.dropped_fields(&owner, &sent) {
+                                    remove_path(&mut merged, &pointer_tokens(&path));
+                                }
+                                deep_merge(&mut merged, &applied);
+                                s.owned.insert(owner, sent);
+                                Ok(merged)
+                            }
                         }
-                        None => Err((StatusCode::NOT_FOUND, format!("{name:?} not found"))),
-                        Some(old) => {
-                            let mut merged = old.clone();
-                            deep_merge(&mut merged, &applied);
-                            Ok(merged)
-                        }
-                    },
+                    }
                     Err(e) => Err((StatusCode::BAD_REQUEST, e)),
                 }
             } else {
@@ -607,6 +645,228 @@ async fn handle(
             format!("{m} {path}"),
         ),
     }
+}
+
+impl State {
+    /// Fields `owner` applied last time, does not send now (`sent`), and no other apply
+    /// manager of the same object and subresource sends: server-side apply removes them.
+    fn dropped_fields(
+        &self,
+        owner: &(ObjectKey, String, String),
+        sent: &BTreeSet<String>,
+    ) -> Vec<String> {
+        let (key, manager, sub) = owner;
+        let Some(before) = self.owned.get(owner) else {
+            return Vec::new();
+        };
+        let others: BTreeSet<&String> = self
+            .owned
+            .iter()
+            .filter(|((k, m, s), _)| k == key && s == sub && m != manager)
+            .flat_map(|(_, paths)| paths)
+            .collect();
+        before
+            .iter()
+            .filter(|p| !sent.contains(*p) && !others.contains(p))
+            .cloned()
+            .collect()
+    }
+}
+
+/// The leaf fields of an applied object as JSON pointers (maps are walked, lists and scalars
+/// are leaves), limited to what an applier owns: under `/status` for the status subresource,
+/// else everything but `/status` and the server-owned metadata.
+fn applied_paths(applied: &Value, sub: &str) -> BTreeSet<String> {
+    fn walk(v: &Value, at: String, out: &mut BTreeSet<String>) {
+        match v.as_object() {
+            Some(m) if !m.is_empty() => {
+                for (k, child) in m {
+                    let token = k.replace('~', "~0").replace('/', "~1");
+                    walk(child, format!("{at}/{token}"), out);
+                }
+            }
+            _ => {
+                out.insert(at);
+            }
+        }
+    }
+    let mut all = BTreeSet::new();
+    walk(applied, String::new(), &mut all);
+    let owned_metadata = [
+        "/metadata/labels/",
+        "/metadata/annotations/",
+        "/metadata/ownerReferences",
+        "/metadata/finalizers",
+    ];
+    all.into_iter()
+        .filter(|p| match sub {
+            "status" => p.starts_with("/status/") || p == "/status",
+            _ => {
+                !(p.starts_with("/status") || p == "/apiVersion" || p == "/kind")
+                    && (!p.starts_with("/metadata/")
+                        || owned_metadata.iter().any(|m| p.starts_with(m)))
+            }
+        })
+        .collect()
+}
+
+fn pointer_tokens(pointer: &str) -> Vec<String> {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect()
+}
+
+/// Removes the field at `tokens`, and the maps left empty on the way up. Returns whether `v`
+/// itself is now an empty map.
+fn remove_path(v: &mut Value, tokens: &[String]) -> bool {
+    let Some((first, rest)) = tokens.split_first() else {
+        return false;
+    };
+    let Some(map) = v.as_object_mut() else {
+        return false;
+    };
+    let emptied = if rest.is_empty() {
+        map.remove(first).is_some()
+    } else {
+        let child_emptied = map.get_mut(first).is_some_and(|c| remove_path(c, rest));
+        child_emptied && map.remove(first).is_some()
+    };
+    emptied && map.is_empty()
+}
+
+/// JSON pointer of a CRD's `.spec.replicas`-style path.
+fn json_path_pointer(path: &str) -> String {
+    path.trim_start_matches('.')
+        .split('.')
+        .map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1")))
+        .collect()
+}
+
+/// (spec replicas, status replicas, label selector) pointers of `resource`'s scale
+/// subresource, from its stored CRD or the built-in workload kinds.
+fn scale_paths(s: &State, resource: &str) -> Option<(String, String, Option<String>)> {
+    if resource == "apps/v1/statefulsets" || resource == "apps/v1/deployments" {
+        return Some(("/spec/replicas".into(), "/status/replicas".into(), None));
+    }
+    let mut parts = resource.splitn(3, '/');
+    let (group, version, plural) = (parts.next()?, parts.next()?, parts.next()?);
+    let crd = s.objects.iter().find_map(|((r, _, _), o)| {
+        (r == "apiextensions.k8s.io/v1/customresourcedefinitions"
+            && o["spec"]["group"] == json!(group)
+            && o["spec"]["names"]["plural"] == json!(plural))
+        .then_some(o)
+    })?;
+    let version = crd["spec"]["versions"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == json!(version))?;
+    let scale = version["subresources"]["scale"].as_object()?;
+    let path = |k: &str| scale.get(k).and_then(Value::as_str).map(json_path_pointer);
+    Some((
+        path("specReplicasPath")?,
+        path("statusReplicasPath")?,
+        path("labelSelectorPath"),
+    ))
+}
+
+/// GET, PATCH (merge or JSON patch) and PUT of `.../NAME/scale`.
+fn scale(
+    method: &Method,
+    t: &Target,
+    ctype: &str,
+    body: &Bytes,
+    st: &Arc<Mutex<State>>,
+    tx: &broadcast::Sender<Change>,
+) -> Response<Body> {
+    let mut s = st.lock().unwrap();
+    let name = t.name.clone().unwrap_or_default();
+    let key = (
+        t.resource.clone(),
+        t.namespace.clone().unwrap_or_default(),
+        name.clone(),
+    );
+    let Some(old) = s.objects.get(&key).cloned() else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("{} {name:?} not found", t.resource),
+        );
+    };
+    let Some((spec_path, status_path, selector_path)) = scale_paths(&s, &t.resource) else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("{} has no scale subresource", t.resource),
+        );
+    };
+    let view = |obj: &Value| {
+        let m = &obj["metadata"];
+        let mut status = json!({
+            "replicas": obj.pointer(&status_path).cloned().unwrap_or(json!(0)),
+        });
+        if let Some(sel) = selector_path.as_ref().and_then(|p| obj.pointer(p)) {
+            status["selector"] = sel.clone();
+        }
+        json!({
+            "apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {"name": m["name"], "namespace": m["namespace"], "uid": m["uid"],
+                         "resourceVersion": m["resourceVersion"],
+                         "creationTimestamp": m["creationTimestamp"]},
+            "spec": {"replicas": obj.pointer(&spec_path).cloned().unwrap_or(json!(0))},
+            "status": status,
+        })
+    };
+    let current = view(&old);
+    let wanted = match *method {
+        Method::GET => return json_response(StatusCode::OK, &current),
+        Method::PUT => serde_json::from_slice::<Value>(body).map_err(|e| e.to_string()),
+        Method::PATCH if ctype.starts_with("application/json-patch+json") => {
+            serde_json::from_slice::<json_patch::Patch>(body)
+                .map_err(|e| e.to_string())
+                .and_then(|p| {
+                    let mut doc = current.clone();
+                    json_patch::patch(&mut doc, &p).map_err(|e| e.to_string())?;
+                    Ok(doc)
+                })
+        }
+        Method::PATCH => serde_json::from_slice::<Value>(body)
+            .map(|p| {
+                let mut doc = current.clone();
+                json_patch::merge(&mut doc, &p);
+                doc
+            })
+            .map_err(|e| e.to_string()),
+        ref m => {
+            return status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                format!("{m} on scale"),
+            );
+        }
+    };
+    let replicas = match wanted.map(|w| w["spec"]["replicas"].as_i64()) {
+        Ok(Some(n)) if n >= 0 => n,
+        Ok(_) => {
+            return status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid",
+                "spec.replicas must be a non-negative integer".into(),
+            );
+        }
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e),
+    };
+    let mut obj = old.clone();
+    let tokens = pointer_tokens(&spec_path);
+    let mut slot = &mut obj;
+    for token in &tokens {
+        slot = &mut slot[token.as_str()];
+    }
+    *slot = json!(replicas);
+    let obj = update(&old, obj, None);
+    let obj = s.store(tx, key, obj);
+    json_response(StatusCode::OK, &view(&obj))
 }
 
 /// The API server's JSON patch treats `{"op":"test","value":null}` on an absent path as a

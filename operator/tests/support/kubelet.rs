@@ -38,6 +38,8 @@ struct NodeProc {
 
 pub struct Kubelet {
     procs: Arc<Mutex<BTreeMap<String, NodeProc>>>,
+    /// Pods whose process stays down (a node that crashed and cannot come back yet).
+    held: Arc<Mutex<BTreeSet<String>>>,
     task: tokio::task::JoinHandle<()>,
     pub dropped_flags: Arc<Mutex<BTreeSet<String>>>,
     pub workdir: PathBuf,
@@ -132,19 +134,21 @@ fn known_flags(bin: &Path) -> BTreeSet<String> {
 impl Kubelet {
     pub fn start(server: &FakeApiServer, client: kube::Client, cfg: KubeletConfig) -> Self {
         let procs: Arc<Mutex<BTreeMap<String, NodeProc>>> = Arc::default();
+        let held: Arc<Mutex<BTreeSet<String>>> = Arc::default();
         let dropped: Arc<Mutex<BTreeSet<String>>> = Arc::default();
         let known = known_flags(&cfg.bin);
         let workdir = cfg.workdir.clone();
         let snapshot = server.store();
-        let (p, d) = (procs.clone(), dropped.clone());
+        let (p, d, h) = (procs.clone(), dropped.clone(), held.clone());
         let task = tokio::spawn(async move {
             loop {
-                tick(&snapshot, &client, &cfg, &known, &p, &d).await;
+                tick(&snapshot, &client, &cfg, &known, &p, &d, &h).await;
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         });
         Self {
             procs,
+            held,
             task,
             dropped_flags: dropped,
             workdir,
@@ -158,6 +162,22 @@ impl Kubelet {
             let _ = p.child.kill();
             let _ = p.child.wait();
         }
+    }
+
+    /// Kills a pod's node process with SIGKILL and keeps it down until [`Self::resume`].
+    pub fn stop(&self, pod: &str) {
+        // Under the process table's lock, so a round cannot restart it in between.
+        let mut procs = self.procs.lock().unwrap();
+        self.held.lock().unwrap().insert(pod.to_string());
+        if let Some(p) = procs.get_mut(pod) {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+
+    /// Lets a stopped pod's process start again on the next round.
+    pub fn resume(&self, pod: &str) {
+        self.held.lock().unwrap().remove(pod);
     }
 
     /// Pods with a running node process.
@@ -213,6 +233,7 @@ async fn tick(
     known: &BTreeSet<String>,
     procs: &Arc<Mutex<BTreeMap<String, NodeProc>>>,
     dropped: &Arc<Mutex<BTreeSet<String>>>,
+    held: &Arc<Mutex<BTreeSet<String>>>,
 ) {
     let ns = &cfg.namespace;
     let statefulsets: Vec<Value> = snap
@@ -264,7 +285,8 @@ async fn tick(
         for pod in leaving {
             let proc = procs.lock().unwrap().remove(&pod);
             if let Some(mut n) = proc {
-                terminate(&mut n.child);
+                // Waiting for the exit blocks: not on a runtime worker.
+                let _ = tokio::task::spawn_blocking(move || terminate(&mut n.child)).await;
             }
             let _ = pods_api.delete(&pod, &DeleteParams::default()).await;
         }
@@ -273,31 +295,39 @@ async fn tick(
         for ordinal in 0..replicas {
             let pod = format!("{name}-{ordinal}");
             let ip = format!("127.0.0.{}", cfg.ip_base as i32 + ordinal);
-            let alive = {
+            // Decided and (re)started under the process table's lock (see `Kubelet::stop`).
+            let (alive, is_held) = {
                 let mut p = procs.lock().unwrap();
-                match p.get_mut(&pod) {
+                let is_held = held.lock().unwrap().contains(&pod);
+                let alive = match p.get_mut(&pod) {
                     Some(n) => matches!(n.child.try_wait(), Ok(None)),
                     None => false,
+                };
+                if !alive && !is_held {
+                    let args = node_args(sts, &name, &pod, &ip, cfg, &secrets, known, dropped);
+                    let log =
+                        std::fs::File::create(cfg.workdir.join(format!("{pod}.log"))).unwrap();
+                    let child = Command::new(&cfg.bin)
+                        .arg("node")
+                        .args(&args)
+                        .stdout(Stdio::null())
+                        .stderr(log)
+                        .spawn()
+                        .unwrap();
+                    p.insert(
+                        pod.clone(),
+                        NodeProc {
+                            child,
+                            ip: ip.clone(),
+                            sts: name.clone(),
+                        },
+                    );
                 }
+                (alive, is_held)
             };
-            if !alive {
-                let args = node_args(sts, &name, &pod, &ip, cfg, &secrets, known, dropped);
-                let log = std::fs::File::create(cfg.workdir.join(format!("{pod}.log"))).unwrap();
-                let child = Command::new(&cfg.bin)
-                    .arg("node")
-                    .args(&args)
-                    .stdout(Stdio::null())
-                    .stderr(log)
-                    .spawn()
-                    .unwrap();
-                procs.lock().unwrap().insert(
-                    pod.clone(),
-                    NodeProc {
-                        child,
-                        ip: ip.clone(),
-                        sts: name.clone(),
-                    },
-                );
+            if is_held {
+                ensure_pod(&pods_api, sts, &name, &pod, &ip, false).await;
+                continue;
             }
             running += 1;
             let is_ready = http_ok(&format!("{ip}:{}", cfg.ports.metrics), "/ready").await;

@@ -5,6 +5,7 @@
 
 pub mod fake_apiserver;
 pub mod kubelet;
+pub mod node_api;
 
 use std::future::Future;
 use std::sync::Arc;
