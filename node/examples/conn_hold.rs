@@ -7,12 +7,16 @@
 //!
 //! Usage: `cargo run --release --example conn_hold -- <multiaddr> [--count 1000] [--hold 60]`
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, identify, noise, ping, tcp, yamux};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
+
+/// Handshakes in flight at once: below the node's pending-incoming limit (64).
+const PENDING_HANDSHAKES: usize = 32;
 
 #[derive(NetworkBehaviour)]
 struct Peer {
@@ -53,8 +57,18 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// One peer: dial, report the outcome, then keep polling the swarm until dropped.
-async fn peer(target: Multiaddr, hold: Duration, up: mpsc::Sender<Result<(), String>>) {
+/// One peer: dial, report the outcome, then keep polling the swarm until dropped. The permit
+/// is held only while the handshake is pending: the node under test accepts a bounded number
+/// of pending incoming connections (DoS protection), so the bench keeps below that bound.
+async fn peer(
+    target: Multiaddr,
+    hold: Duration,
+    up: mpsc::Sender<Result<(), String>>,
+    handshakes: Arc<Semaphore>,
+) {
+    let Ok(permit) = handshakes.acquire_owned().await else {
+        return;
+    };
     let swarm = libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_tcp(
@@ -87,10 +101,12 @@ async fn peer(target: Multiaddr, hold: Duration, up: mpsc::Sender<Result<(), Str
         return;
     }
     let mut reported = false;
+    let mut permit = Some(permit);
     loop {
         match swarm.select_next_some().await {
             SwarmEvent::ConnectionEstablished { .. } if !reported => {
                 reported = true;
+                drop(permit.take());
                 let _ = up.send(Ok(())).await;
             }
             SwarmEvent::OutgoingConnectionError { error, .. } if !reported => {
@@ -107,12 +123,14 @@ async fn run(args: Args) -> Result<(), String> {
     let (up_tx, mut up) = mpsc::channel(args.count.max(1));
     let hold = Duration::from_secs(args.hold);
     let mut tasks = Vec::with_capacity(args.count);
-    for i in 0..args.count {
-        tasks.push(tokio::spawn(peer(args.target.clone(), hold, up_tx.clone())));
-        // Dial in waves: the node accepts a bounded number of pending handshakes.
-        if i % 50 == 49 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    let handshakes = Arc::new(Semaphore::new(PENDING_HANDSHAKES));
+    for _ in 0..args.count {
+        tasks.push(tokio::spawn(peer(
+            args.target.clone(),
+            hold,
+            up_tx.clone(),
+            Arc::clone(&handshakes),
+        )));
     }
     drop(up_tx);
     let (mut ok, mut failed) = (0usize, Vec::new());

@@ -250,9 +250,15 @@ pub struct NodeArgs {
     /// replicate each other's cluster pins).
     #[arg(long)]
     pub cluster_secret_file: Option<PathBuf>,
-    /// Default copies of a cluster pin.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-    pub replication: u32,
+    /// Default copies of a cluster pin (both bounds; 3 when no replication flag is given).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub replication: Option<u32>,
+    /// Default least copies of a cluster pin (overrides --replication's lower bound).
+    #[arg(long, env = "DISTRIBUTE_REPLICATION_MIN", value_parser = clap::value_parser!(u32).range(1..))]
+    pub replication_min: Option<u32>,
+    /// Default most copies of a cluster pin (overrides --replication's upper bound).
+    #[arg(long, env = "DISTRIBUTE_REPLICATION_MAX", value_parser = clap::value_parser!(u32).range(1..))]
+    pub replication_max: Option<u32>,
     /// Failure-domain label; copies of a pin spread across zones first.
     #[arg(long)]
     pub zone: Option<String>,

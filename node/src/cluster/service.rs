@@ -34,7 +34,8 @@ use crate::repo::Repo;
 pub struct ClusterConfig {
     pub secret: Secret,
     pub zone: Option<String>,
-    pub replication: u32,
+    /// Default (min, max) copies of a pin that names none.
+    pub replication: (u32, u32),
     pub heartbeat_timeout: Duration,
     pub rereplicate_after: Duration,
     pub drain_timeout: Duration,
@@ -210,11 +211,6 @@ impl Cluster {
 
     pub fn local_peer(&self) -> String {
         self.core().me.peer.clone()
-    }
-
-    /// The default replication factor (`--replication`).
-    pub fn default_replication(&self) -> u32 {
-        self.inner.config.replication
     }
 
     /// Add `cid` to the cluster pinset; pinning proceeds in the background.
@@ -421,12 +417,12 @@ impl Cluster {
 fn replication(
     min: Option<u32>,
     max: Option<u32>,
-    default: u32,
+    (default_min, default_max): (u32, u32),
 ) -> Result<(u32, u32), ClusterError> {
     let (min, max) = match (min, max) {
-        (None, None) => (default, default),
-        (Some(n), None) => (n, n.max(default)),
-        (None, Some(m)) => (m.min(default), m),
+        (None, None) => (default_min, default_max),
+        (Some(n), None) => (n, n.max(default_max)),
+        (None, Some(m)) => (m.min(default_min), m),
         (Some(a), Some(b)) => (a, b),
     };
     if min == 0 {
@@ -467,9 +463,13 @@ mod tests {
 
     #[test]
     fn replication_flags() {
-        assert_eq!(replication(None, None, 3).unwrap(), (3, 3));
-        assert_eq!(replication(Some(2), Some(4), 3).unwrap(), (2, 4));
-        assert!(replication(Some(0), None, 3).is_err());
-        assert!(replication(Some(4), Some(2), 3).is_err());
+        assert_eq!(replication(None, None, (3, 3)).unwrap(), (3, 3));
+        assert_eq!(replication(None, None, (2, 4)).unwrap(), (2, 4));
+        assert_eq!(replication(Some(2), Some(4), (3, 3)).unwrap(), (2, 4));
+        assert_eq!(replication(Some(5), None, (2, 4)).unwrap(), (5, 5));
+        assert_eq!(replication(Some(1), None, (2, 4)).unwrap(), (1, 4));
+        assert_eq!(replication(None, Some(1), (2, 4)).unwrap(), (1, 1));
+        assert!(replication(Some(0), None, (3, 3)).is_err());
+        assert!(replication(Some(4), Some(2), (3, 3)).is_err());
     }
 }

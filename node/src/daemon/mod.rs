@@ -271,7 +271,7 @@ fn cluster_config(args: &NodeArgs) -> Result<Option<crate::cluster::ClusterConfi
     Ok(Some(crate::cluster::ClusterConfig {
         secret,
         zone: args.zone.clone(),
-        replication: args.replication,
+        replication: default_replication(args)?,
         heartbeat_timeout: Duration::from_secs(args.heartbeat_timeout),
         rereplicate_after: Duration::from_secs(args.rereplicate_after),
         drain_timeout: Duration::from_secs(args.drain_timeout),
@@ -279,6 +279,23 @@ fn cluster_config(args: &NodeArgs) -> Result<Option<crate::cluster::ClusterConfi
         scrub_rate: args.scrub_rate.saturating_mul(1 << 20),
         scrub_interval: Duration::from_secs(args.scrub_interval.max(1)),
     }))
+}
+
+/// The (min, max) copies of a cluster pin that names none: `--replication-min`/`-max` (or
+/// their environment variables) override `--replication`, which defaults to 3.
+fn default_replication(args: &NodeArgs) -> anyhow::Result<(u32, u32)> {
+    let n = args.replication.unwrap_or(3);
+    let max = args
+        .replication_max
+        .unwrap_or_else(|| n.max(args.replication_min.unwrap_or(0)));
+    let min = args.replication_min.unwrap_or_else(|| n.min(max));
+    if min > max {
+        anyhow::bail!(
+            "--replication-min {min} is larger than --replication-max {max} \
+             (check DISTRIBUTE_REPLICATION_MIN/MAX in the environment)"
+        );
+    }
+    Ok((min, max))
 }
 
 /// Dial the bootstrap peers, then bootstrap the DHT and ask for a full announcement.

@@ -158,7 +158,8 @@ pub fn node_args(m: &ClusterModel) -> Vec<String> {
         format!("--api=0.0.0.0:{API_PORT}"),
         format!("--api-token-file={SECRETS_DIR}/api/token"),
         format!("--cluster-secret-file={SECRETS_DIR}/cluster/secret"),
-        format!("--replication={}", s.replication.max),
+        format!("--replication-min={}", s.replication.min),
+        format!("--replication-max={}", s.replication.max),
         format!("--drain-timeout={}", s.drain_timeout_seconds),
         format!("--heartbeat-timeout={}", s.heartbeat_timeout_seconds),
         format!("--rereplicate-after={}", s.rereplicate_after_seconds),
@@ -390,7 +391,8 @@ mod tests {
         );
         let args = node_args(&m);
         for want in [
-            "--replication=5",
+            "--replication-min=1",
+            "--replication-max=5",
             "--log-level=debug",
             "--log-format=json",
             "--bootstrap=/dns4/store-0.store-peers.ns.svc.cluster.local/tcp/4001",

@@ -131,8 +131,12 @@ struct WantState<P> {
     /// Want-have sent, no answer yet.
     asked_have: BTreeMap<P, Instant>,
     haves: BTreeSet<P>,
-    /// Said DONT_HAVE, timed out, or sent a corrupt block: not asked again.
+    /// Said DONT_HAVE or sent a corrupt block: not asked again.
     ruled_out: BTreeSet<P>,
+    /// Did not answer in time: asked again (want-block) from the instant given, so a slow or
+    /// overloaded peer, possibly the only holder, delays the want but does not strand it.
+    /// Retries are bounded by `max_attempts`.
+    timed_out: BTreeMap<P, Instant>,
     block_request: Option<(P, Instant)>,
     attempts: u32,
     providers_requested: bool,
@@ -219,7 +223,8 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
 
     /// When [`Session::tick`] next has something to time out, if anything.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.wants
+        let timeouts = self
+            .wants
             .values()
             .flat_map(|w| {
                 w.asked_have
@@ -227,7 +232,18 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
                     .chain(w.block_request.as_ref().map(|(_, t)| t))
             })
             .min()
-            .map(|t| *t + self.config.timeout)
+            .map(|t| *t + self.config.timeout);
+        let retries = self
+            .wants
+            .values()
+            .filter(|w| w.block_request.is_none())
+            .flat_map(|w| w.timed_out.values())
+            .min()
+            .copied();
+        match (timeouts, retries) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Fetch `cid`. Asking for a CID the session already fetches changes nothing.
@@ -258,6 +274,7 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
             asked_have: BTreeMap::new(),
             haves: BTreeSet::new(),
             ruled_out: BTreeSet::new(),
+            timed_out: BTreeMap::new(),
             block_request: None,
             attempts: 0,
             providers_requested: false,
@@ -381,6 +398,8 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
             record_latency(&mut self.peers, peer, now - sent);
         }
         if self.peers.contains_key(peer) && !state.ruled_out.contains(peer) {
+            // A late answer counts: the peer is a candidate again.
+            state.timed_out.remove(peer);
             state.haves.insert(peer.clone());
         }
         self.schedule(now);
@@ -493,16 +512,17 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
                 }
             }
         }
+        let retry_at = now + timeout;
         for (peer, cid) in expired_haves {
             if let Some(state) = self.wants.get_mut(&cid) {
                 state.asked_have.remove(&peer);
-                state.ruled_out.insert(peer.clone());
+                state.timed_out.insert(peer.clone(), retry_at);
                 self.outbox.entry(peer).or_default().cancels.push(cid);
             }
         }
         for (peer, cid) in expired_blocks {
             record_latency(&mut self.peers, &peer, timeout);
-            self.rule_out(&peer, cid, true);
+            self.rule_out_until(&peer, cid, true, Some(retry_at));
         }
         self.schedule(now);
     }
@@ -510,12 +530,25 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
     /// `peer` will not supply `cid`: forget it as a candidate and, if it held the
     /// want-block, count a failed attempt and put the want back in line.
     fn rule_out(&mut self, peer: &P, cid: Cid, send_cancel: bool) {
+        self.rule_out_until(peer, cid, send_cancel, None);
+    }
+
+    /// [`Session::rule_out`] for good, or (a timeout) only until `retry_at`.
+    fn rule_out_until(&mut self, peer: &P, cid: Cid, send_cancel: bool, retry_at: Option<Instant>) {
         let Some(state) = self.wants.get_mut(&cid) else {
             return;
         };
         state.haves.remove(peer);
         state.asked_have.remove(peer);
-        state.ruled_out.insert(peer.clone());
+        match retry_at {
+            Some(at) => {
+                state.timed_out.insert(peer.clone(), at);
+            }
+            None => {
+                state.timed_out.remove(peer);
+                state.ruled_out.insert(peer.clone());
+            }
+        }
         if state.block_request.as_ref().is_none_or(|(p, _)| p != peer) {
             return;
         }
@@ -605,7 +638,7 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
                 self.waiting.remove(&seq);
                 continue;
             };
-            let chosen = best_peer(&self.peers, &self.config, self.avg_block, state, &cid);
+            let chosen = best_peer(&self.peers, &self.config, self.avg_block, state, &cid, now);
             let Some(peer) = chosen else {
                 let nobody_left = state.asked_have.is_empty() && state.haves.is_empty();
                 if nobody_left && !state.providers_requested {
@@ -640,6 +673,7 @@ fn best_peer<P: Clone + Ord>(
     avg_block: f64,
     state: &WantState<P>,
     cid: &Cid,
+    now: Instant,
 ) -> Option<P> {
     let usable = |p: &P| {
         peers
@@ -669,9 +703,21 @@ fn best_peer<P: Clone + Ord>(
         return Some(p);
     }
     let mut legacy = peers.iter().filter(|(p, s)| {
-        !s.version.supports_have() && s.version.can_express(cid) && usable(p).is_some()
+        !s.version.supports_have()
+            && s.version.can_express(cid)
+            && usable(p).is_some()
+            && !state.timed_out.contains_key(*p)
     });
-    pick(&mut legacy)
+    if let Some(p) = pick(&mut legacy) {
+        return Some(p);
+    }
+    // Last resort: a peer that timed out earlier, once its pause is over.
+    let mut retry = state
+        .timed_out
+        .iter()
+        .filter(|(p, at)| **at <= now && !state.haves.contains(*p))
+        .filter_map(|(p, _)| usable(p).map(|s| (p, s)));
+    pick(&mut retry)
 }
 
 fn record_latency<P: Ord>(peers: &mut BTreeMap<P, PeerScore>, peer: &P, sample: Duration) {

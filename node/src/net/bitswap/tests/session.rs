@@ -305,6 +305,60 @@ fn unanswered_want_haves_time_out() {
 }
 
 #[test]
+fn the_only_holder_is_asked_again_after_a_timeout_until_attempts_run_out() {
+    let config = SessionConfig {
+        max_attempts: 2,
+        ..SessionConfig::default()
+    };
+    let timeout = config.timeout;
+    let t = Instant::now();
+    let mut s = Session::new(config);
+    s.add_peer("slow", V12, t);
+    s.want(cid(0), t).unwrap();
+    s.drain_actions();
+    // The want-have goes unanswered: the peer is paused for this CID, not dropped.
+    s.tick(t + timeout);
+    assert!(block_requests(&s.drain_actions()).is_empty());
+    assert_eq!(s.next_deadline(), Some(t + 2 * timeout));
+    s.tick(t + 2 * timeout - MS);
+    assert!(
+        block_requests(&s.drain_actions()).is_empty(),
+        "still paused"
+    );
+    s.tick(t + 2 * timeout);
+    assert_eq!(block_requests(&s.drain_actions()), vec![("slow", cid(0))]);
+    // The want-block times out too: one attempt used, asked once more after the pause.
+    s.tick(t + 3 * timeout);
+    assert_eq!(cancels(&s.drain_actions()), vec![("slow", cid(0))]);
+    s.tick(t + 4 * timeout);
+    assert_eq!(block_requests(&s.drain_actions()), vec![("slow", cid(0))]);
+    s.tick(t + 5 * timeout);
+    let failed = Action::Failed {
+        cid: cid(0),
+        reason: FailReason::AttemptsExhausted { attempts: 2 },
+    };
+    assert!(s.drain_actions().contains(&failed));
+    assert_eq!(s.pending(), 0);
+}
+
+#[test]
+fn a_late_have_makes_a_timed_out_peer_a_candidate_again() {
+    let config = SessionConfig::default();
+    let timeout = config.timeout;
+    let t = Instant::now();
+    let mut s = Session::new(config);
+    s.add_peer("slow", V12, t);
+    s.want(cid(0), t).unwrap();
+    s.drain_actions();
+    s.tick(t + timeout);
+    s.drain_actions();
+    s.on_have(&"slow", &cid(0), t + timeout + MS);
+    assert_eq!(block_requests(&s.drain_actions()), vec![("slow", cid(0))]);
+    s.on_block(&"slow", cid(0), data(0), t + timeout + 2 * MS);
+    assert_eq!(delivered(&s.drain_actions()), vec![cid(0)]);
+}
+
+#[test]
 fn cids_fail_after_too_many_attempts() {
     let config = SessionConfig {
         max_attempts: 2,
