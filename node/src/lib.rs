@@ -14,6 +14,7 @@
 //! - [`gateway`]: the read-only IPFS HTTP gateway (path, trustless and subdomain modes) on warp.
 //! - [`metrics`]: the Prometheus series, registered into one registry the daemon owns.
 //! - [`fsimport`]: adding files and folders from the local filesystem.
+//! - [`tar`]: the tar stream `get` answers with (writer) and the CLI unpacks (reader).
 //! - [`cli`]: the `distribute` command line.
 
 pub mod api;
@@ -29,3 +30,4 @@ pub mod net;
 pub mod ops;
 pub mod repo;
 pub mod store;
+pub mod tar;
