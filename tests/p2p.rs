@@ -105,8 +105,8 @@ fn transfer_survives_a_holder_killed_mid_way() {
     );
 }
 
-/// `get` of content the node lacks says which peer it came from, how much and how long
-/// (a plain line: the command runs in the daemon, not on a terminal); local content does not.
+/// `get` of content the node lacks says on stderr which peer it came from, how much and how
+/// long (a plain line: stderr is not a terminal here); local content does not.
 #[test]
 fn get_through_a_daemon_says_where_it_fetched_from() {
     let data = gen_bytes(41, 1 << 20);
@@ -115,29 +115,27 @@ fn get_through_a_daemon_says_where_it_fetched_from() {
     let c = Daemon::start(Node::new(), &[]);
     c.node.run(&["swarm", "connect", &a.addr()]).ok();
     let out = c.node.dir.path().join("got.bin");
-    let stdout = c
-        .node
-        .run(&["get", &cid, "-o", out.to_str().unwrap()])
-        .ok()
-        .stdout;
+    let run = c.node.run(&["get", &cid, "-o", out.to_str().unwrap()]).ok();
+    assert_eq!(run.stdout, "", "get prints nothing on stdout");
+    let stderr = run.stderr;
     assert!(std::fs::read(&out).unwrap() == data, "fetched bytes differ");
-    let line = stdout
+    let line = stderr
         .lines()
         .find(|l| l.starts_with("fetching from "))
-        .unwrap_or_else(|| panic!("no fetch line in {stdout:?}"));
+        .unwrap_or_else(|| panic!("no fetch line in {stderr:?}"));
     let expected = format!("fetching from {}… done (1.00 MiB in ", a.peer_id);
     assert!(line.starts_with(&expected), "{line:?} vs {expected:?}");
     assert!(line.ends_with("s)"), "{line:?}");
 
     let again = c.node.dir.path().join("again.bin");
-    let stdout = c
+    let stderr = c
         .node
         .run(&["get", &cid, "-o", again.to_str().unwrap()])
         .ok()
-        .stdout;
+        .stderr;
     assert!(
-        !stdout.contains("fetching from"),
-        "local content: {stdout:?}"
+        !stderr.contains("fetching from"),
+        "local content: {stderr:?}"
     );
 }
 

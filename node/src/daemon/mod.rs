@@ -3,13 +3,12 @@
 //! [`run`] opens the repository (holding its lock for the daemon's life), loads the identity,
 //! builds the swarm and spawns its [`crate::net::EventLoop`], starts the Bitswap service
 //! over the repository's block store, connects to the bootstrap peers, announces content
-//! ([`provide`]), serves the local API on `<repo>/api.sock` ([`api`], [`ipc`]) and, when
-//! asked, metrics over HTTP ([`http`]) and the HTTP gateway ([`crate::gateway`]). The addresses it listens on are logged and written
-//! to `<repo>/node.json`. SIGTERM or SIGINT shut it down and remove the socket.
+//! ([`provide`]), serves the HTTP RPC API ([`crate::api`], its address in `<repo>/api`, which
+//! the CLI finds it by) and, when asked, metrics over HTTP ([`http`]) and the HTTP gateway
+//! ([`crate::gateway`]). The addresses it listens on are logged and written to
+//! `<repo>/node.json`. SIGTERM or SIGINT shut it down and remove both files.
 
 pub mod http;
-pub mod ipc;
-pub mod ipc_server;
 pub mod provide;
 pub mod source;
 
@@ -19,7 +18,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use prometheus_client::registry::Registry;
-use tokio::net::UnixListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::api::{self, Auth, NodeState};
@@ -121,10 +119,6 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
         tokio::spawn(http::serve(listener, Arc::new(registry), ready_rx));
     }
 
-    let socket = path.join(ipc::SOCKET_FILE);
-    let _ = std::fs::remove_file(&socket); // stale from a killed daemon; we hold the lock
-    let listener = UnixListener::bind(&socket)
-        .with_context(|| format!("binding the API socket {}", socket.display()))?;
     let (pins_changed, changed_rx) = mpsc::channel(16);
     let (full_tx, full_rx) = mpsc::channel(4);
     let gateway_bitswap = bitswap.clone();
@@ -151,7 +145,6 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
         pins_changed,
         cluster: cluster.clone(),
     });
-    tokio::spawn(ipc_server::serve(listener, Arc::clone(&state)));
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api_task = tokio::spawn(api::server::serve(
         api_listener,
@@ -183,7 +176,6 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
 
     // node.json follows the listen addresses; ready once there is one.
     let node_file = path.join(NODE_FILE);
-    let socket_text = socket.display().to_string();
     let api_url = format!("http://{api_addr}");
     tokio::spawn(async move {
         loop {
@@ -193,7 +185,6 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
                 let doc = serde_json::json!({
                     "peer_id": peer.to_string(),
                     "addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                    "api_socket": socket_text,
                     "api": api_url,
                     "gateway": gateway_url,
                 });
@@ -246,7 +237,6 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
     let _ = stop_api.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), api_task).await;
     bitswap.shutdown(Duration::from_secs(3)).await;
-    let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(path.join(NODE_FILE));
     let flush = tokio::task::spawn_blocking(move || repo.flush()).await;
     if let Ok(Err(e)) = flush {
