@@ -741,3 +741,34 @@ fn get_answers_a_tar_of_files_and_trees_as_kubo_does() {
     assert_error(d.post("get?arg=not-a-cid", &[], b""), 400, "");
     assert_error(d.post("get", &[], b""), 400, "required");
 }
+
+/// A daemon killed with SIGKILL leaves `node.json` and `api` behind; the next daemon on the
+/// repository removes them as soon as it holds the lock, before anything can fail (here:
+/// its API port is taken), so no client finds a dead daemon's API.
+#[test]
+fn a_killed_daemons_files_are_removed_by_the_next_start() {
+    let mut d = Daemon::start(Node::new(), &[]);
+    d.kill();
+    let repo = d.node.repo();
+    assert!(repo.join("node.json").exists() && repo.join("api").exists());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = d
+        .node
+        .run(&[
+            "node",
+            "--no-mdns",
+            "--listen=/ip4/127.0.0.1/tcp/0",
+            &format!("--api=127.0.0.1:{port}"),
+        ])
+        .fails();
+    assert!(out.stderr.contains(&port.to_string()), "{}", out.stderr);
+    assert!(!repo.join("node.json").exists(), "stale node.json left");
+    assert!(!repo.join("api").exists(), "stale api file left");
+    // The repository works offline again, and a new daemon starts and answers.
+    d.node.run(&["repo", "stat"]).ok();
+    let node = std::mem::replace(&mut d.node, Node::new());
+    let again = Daemon::start(node, &[]);
+    let id = again.node.run(&["id"]).ok().stdout;
+    assert!(id.contains(&again.peer_id), "{id}");
+}

@@ -71,6 +71,7 @@ async fn sample_store(repo: Arc<Repo>, metrics: Metrics) {
 
 async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
     let repo = Arc::new(Repo::open_or_init(path, args.blockstore)?);
+    remove_stale_files(path);
     let key = identity::load_or_create(path)?;
     let public_key = key.public();
     // Bind the API first: a bad --api fails the start before anything else runs.
@@ -243,6 +244,20 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
         tracing::warn!(error = %e, "flushing the repository at shutdown failed");
     }
     Ok(())
+}
+
+/// Remove the `node.json` and `api` a daemon killed without cleanup (SIGKILL, power loss)
+/// left behind. Called holding the repository lock, so no live daemon owns them; until the
+/// new ones are written, clients find no API rather than a dead one (or another process
+/// that took its port).
+fn remove_stale_files(path: &Path) {
+    for name in [NODE_FILE, api::server::API_FILE] {
+        match std::fs::remove_file(path.join(name)) {
+            Ok(()) => tracing::info!(file = name, "removed a stale file of an earlier run"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(file = name, error = %e, "removing a stale file failed"),
+        }
+    }
 }
 
 /// The cluster settings from the node's flags; `None` without `--cluster-secret-file`.
