@@ -277,3 +277,36 @@ fn a_dag_wider_than_one_session_is_fetched_by_one_fetch() {
         fetches.join("\n")
     );
 }
+
+/// A adds a file while its daemon runs (the CLI goes through A's RPC API); B, bootstrapped
+/// to A, finds A as its provider: the root is announced once it is pinned, not when the
+/// `add` answer starts.
+#[test]
+fn findprovs_on_b_lists_a_after_a_adds_a_file() {
+    let a = Daemon::start(Node::new(), &[]);
+    let b = Daemon::start(Node::new(), &["--bootstrap", &a.addr()]);
+    wait_for("B to connect to A", START, || {
+        peers_of(&b).contains(&a.peer_id)
+    });
+    let cid = a
+        .node
+        .add(&a.node.write("f.bin", &gen_bytes(77, 300_000)), &[]);
+    wait_for("B to find A as the provider", FIND, || {
+        b.node
+            .run(&["findprovs", "-n", "1", &cid])
+            .stdout
+            .contains(&a.peer_id)
+    });
+    // The API answers the same: Kubo's provider event naming A.
+    let (status, body) = b.post(
+        &format!("routing/findprovs?arg={cid}&num-providers=1"),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("\"Type\":4") && text.contains(&a.peer_id),
+        "{text}"
+    );
+}
