@@ -37,13 +37,13 @@ declare -A dpid daddr
 start() {
   local name=$1; shift
   mkdir -p "$work/$name"
-  "$bin" --repo "$work/$name" --log-level=warn node --listen=/ip4/127.0.0.1/tcp/0 --no-mdns "$@" \
+  "$bin" --repo "$work/$name" --log-level=warn node --listen=/ip4/127.0.0.1/tcp/0 --api=127.0.0.1:0 --no-mdns "$@" \
     < /dev/null > /dev/null 2> "$work/$name.log" &
   dpid[$name]=$!
   pids+=("$!")
   local i
   for i in $(seq 1 1200); do
-    if [ -S "$work/$name/api.sock" ] && [ -f "$work/$name/node.json" ]; then
+    if [ -s "$work/$name/api" ] && [ -f "$work/$name/node.json" ]; then
       daddr[$name]=$(python3 -c 'import json,sys
 d=json.load(open(sys.argv[1]))
 print(d["addrs"][0]+"/p2p/"+d["peer_id"] if d.get("addrs") else "")' "$work/$name/node.json" 2>/dev/null || true)

@@ -642,3 +642,133 @@ fn swarm_connect_and_peers_between_two_nodes_and_findprovs_checks_its_input() {
         "at least 1",
     );
 }
+
+/// Entries of a tar answer: path, kind ("file", "dir", "link:<target>") and file bytes.
+fn untar(body: &[u8]) -> Vec<(String, String, Vec<u8>)> {
+    use distribute::tar::{EntryKind, TarReader};
+    use std::io::Read;
+    let mut reader = TarReader::new(body);
+    let mut entries = Vec::new();
+    while let Some(entry) = reader.next_entry().unwrap() {
+        let mut bytes = Vec::new();
+        reader.body().read_to_end(&mut bytes).unwrap();
+        let kind = match entry.kind {
+            EntryKind::File => "file".to_owned(),
+            EntryKind::Directory => "dir".to_owned(),
+            EntryKind::Symlink(t) => format!("link:{t}"),
+        };
+        entries.push((entry.path, kind, bytes));
+    }
+    entries
+}
+
+#[test]
+fn get_answers_a_tar_of_files_and_trees_as_kubo_does() {
+    let node = Node::new();
+    let data = kit::gen_bytes(21, 700_000);
+    let dir = node.mkdir("tree");
+    let long = "l".repeat(120); // over ustar's 100-byte name field
+    std::fs::create_dir_all(format!("{dir}/sub")).unwrap();
+    std::fs::write(format!("{dir}/sub/big.bin"), &data).unwrap();
+    std::fs::write(format!("{dir}/{long}"), b"long name\n").unwrap();
+    std::os::unix::fs::symlink("sub/big.bin", format!("{dir}/link")).unwrap();
+    let root = node.add(&dir, &["-r"]);
+    let file = node.add(&node.write("one.txt", b"just one\n"), &[]);
+    let d = Daemon::start(node, &[]);
+
+    let response = kit::daemon::agent()
+        .post(format!("{}/api/v0/get?arg={root}&archive=true", d.api))
+        .send_empty()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(header("content-type").as_deref(), Some("application/x-tar"));
+    assert_eq!(header("x-stream-output").as_deref(), Some("1"));
+    let size: u64 = header("x-content-length").unwrap().parse().unwrap();
+    assert!(size >= data.len() as u64, "X-Content-Length {size}");
+    let body = response
+        .into_body()
+        .into_with_config()
+        .limit(u64::MAX)
+        .read_to_vec()
+        .unwrap();
+    let entries = untar(&body);
+    let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+    let long_path = format!("{root}/{long}");
+    let link_path = format!("{root}/link");
+    let sub = format!("{root}/sub");
+    let big = format!("{root}/sub/big.bin");
+    assert_eq!(
+        names,
+        [root.as_str(), &link_path, &long_path, &sub, &big],
+        "directory order is the DAG's (bytewise names)"
+    );
+    assert_eq!(entries[0].1, "dir");
+    assert_eq!(entries[1].1, "link:sub/big.bin");
+    assert_eq!(entries[2].2, b"long name\n");
+    assert!(entries[4].2 == data, "file bytes differ");
+
+    // A file by path (the entry takes the last segment's name) and by ipfs:// URI.
+    let (status, body) = d.post(&format!("get?arg=/ipfs/{root}/sub/big.bin"), &[], b"");
+    assert_eq!(status, 200);
+    let entries = untar(&body);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].0, "big.bin");
+    assert!(entries[0].2 == data);
+    let (status, body) = d.post(&format!("get?arg=ipfs://{file}"), &[], b"");
+    assert_eq!(status, 200);
+    assert_eq!(
+        untar(&body),
+        [(file.clone(), "file".into(), b"just one\n".to_vec())]
+    );
+
+    assert_error(
+        d.post(&format!("get?arg={root}&compress=true"), &[], b""),
+        400,
+        "compression is not supported",
+    );
+    assert_error(
+        d.post(&format!("get?arg={root}/nope"), &[], b""),
+        404,
+        "no link named",
+    );
+    assert_error(d.post("get?arg=not-a-cid", &[], b""), 400, "");
+    assert_error(d.post("get", &[], b""), 400, "required");
+}
+
+/// A daemon killed with SIGKILL leaves `node.json` and `api` behind; the next daemon on the
+/// repository removes them as soon as it holds the lock, before anything can fail (here:
+/// its API port is taken), so no client finds a dead daemon's API.
+#[test]
+fn a_killed_daemons_files_are_removed_by_the_next_start() {
+    let mut d = Daemon::start(Node::new(), &[]);
+    d.kill();
+    let repo = d.node.repo();
+    assert!(repo.join("node.json").exists() && repo.join("api").exists());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = d
+        .node
+        .run(&[
+            "node",
+            "--no-mdns",
+            "--listen=/ip4/127.0.0.1/tcp/0",
+            &format!("--api=127.0.0.1:{port}"),
+        ])
+        .fails();
+    assert!(out.stderr.contains(&port.to_string()), "{}", out.stderr);
+    assert!(!repo.join("node.json").exists(), "stale node.json left");
+    assert!(!repo.join("api").exists(), "stale api file left");
+    // The repository works offline again, and a new daemon starts and answers.
+    d.node.run(&["repo", "stat"]).ok();
+    let node = std::mem::replace(&mut d.node, Node::new());
+    let again = Daemon::start(node, &[]);
+    let id = again.node.run(&["id"]).ok().stdout;
+    assert!(id.contains(&again.peer_id), "{id}");
+}

@@ -335,3 +335,206 @@ fn progress_bar_only_on_a_terminal() {
     );
     assert!(text.contains("added "), "{text}");
 }
+
+/// Every command the CLI has, run once on the repository offline and once more with a daemon
+/// holding it (so through the HTTP API): the same stdout, the same error lines. The sequence
+/// leaves the repository as it found it (what it adds unpinned, `repo gc` removes; what it
+/// puts, it removes), so both runs start from the same state. Only `id`'s addresses (none
+/// offline) and the output paths of `get` and `dag export` differ, by design.
+#[test]
+fn every_command_prints_the_same_offline_and_through_a_daemon() {
+    let node = Node::new();
+    let data = gen_bytes(5, 600_000);
+    let file = node.write("f.bin", &data);
+    let dir = node.mkdir("tree");
+    std::fs::create_dir_all(format!("{dir}/sub")).unwrap();
+    std::fs::write(format!("{dir}/sub/x.txt"), b"x\n").unwrap();
+    std::fs::write(format!("{dir}/.hidden"), b"h\n").unwrap();
+    std::fs::write(format!("{dir}/{}", "n".repeat(120)), b"long name\n").unwrap();
+    std::os::unix::fs::symlink("sub/x.txt", format!("{dir}/link")).unwrap();
+    let loose = node.write("loose.txt", b"added unpinned, collected by repo gc\n");
+    let raw = node.write("raw.bin", b"a raw block of its own");
+    let media = node.write("cat.png", b"\x89PNG not really");
+    // The pinned state both runs start from.
+    let file_cid = node.add(&file, &[]);
+    let dir_cid = node.add(&dir, &["-r"]);
+
+    let script = |node: &Node, tag: &str| -> Vec<(String, String)> {
+        let mut outputs = Vec::new();
+        let mut run = |args: &[&str]| {
+            let out = node.run(args);
+            let shown = if out.code == 0 {
+                out.stdout
+            } else {
+                format!("{}[exit {}] {}", out.stdout, out.code, out.stderr.trim())
+            };
+            outputs.push((args.join(" "), shown.clone()));
+            shown
+        };
+        let car = format!("{tag}.car");
+        let got_file = format!("{tag}-file");
+        let got_dir = format!("{tag}-dir");
+        run(&["add", &file]);
+        run(&["add", "-r", &dir]);
+        run(&["add", "-r", "-H", "-q", "--pin=false", &dir]);
+        run(&["add", "-Q", "--cid-version=1", &file]);
+        run(&[
+            "add",
+            "--raw-leaves",
+            "--chunker=size-100000",
+            "--trickle",
+            &file,
+        ]);
+        run(&["add", "--profile=unixfs-v1-2025", "--pin=false", &loose]);
+        run(&["cat", &file_cid]);
+        run(&[
+            "cat",
+            "-o",
+            "1000",
+            "-l",
+            "20",
+            &format!("/ipfs/{dir_cid}/sub/x.txt"),
+        ]);
+        run(&["ls", &dir_cid]);
+        run(&["ls", &format!("ipfs://{dir_cid}/sub")]);
+        run(&["ls", &file_cid]);
+        run(&["get", &file_cid, "-o", &got_file]);
+        run(&["get", &dir_cid, "-o", &got_dir]);
+        run(&["pin", "ls"]);
+        run(&["pin", "ls", "-t", "recursive", "-q"]);
+        run(&["pin", "add", "--recursive=false", &file_cid]);
+        run(&["pin", "ls", "-t", "direct"]);
+        run(&["pin", "rm", &file_cid]);
+        run(&["pin", &file_cid]);
+        run(&["dag", "export", &dir_cid, "-o", &car]);
+        run(&["dag", "import", &car]);
+        run(&["dag", "import", "--pin-roots=false", &car]);
+        let raw_cid = run(&["block", "put", &raw]).trim().to_owned();
+        run(&["block", "put", "--cid-codec", "raw", &raw]);
+        run(&["block", "get", &raw_cid]);
+        run(&["block", "stat", &raw_cid]);
+        run(&["block", "rm", &raw_cid]);
+        run(&["block", "rm", &raw_cid]);
+        run(&["block", "rm", &file_cid]);
+        run(&["block", "stat", &raw_cid]);
+        let nft = run(&[
+            "nft",
+            "add",
+            "--name",
+            "Cat",
+            "--attribute",
+            "level=7",
+            &media,
+        ])
+        .trim()
+        .to_owned();
+        let nft_root = nft
+            .trim_start_matches("ipfs://")
+            .trim_end_matches("/metadata.json")
+            .to_owned();
+        run(&["cat", &format!("{nft_root}/metadata.json")]);
+        run(&["pin", "rm", &nft_root]);
+        run(&["repo", "gc"]);
+        run(&["repo", "gc", "-q"]);
+        run(&["repo", "stat"]);
+        run(&["repo", "verify"]);
+        run(&["cid", "format", "-v", "1", "-b", "base32", &file_cid]);
+        // Errors read the same.
+        run(&["cat", "not-a-cid"]);
+        run(&["cat", &dir_cid]);
+        run(&["ls", &format!("{dir_cid}/nope")]);
+        run(&["get", &file_cid, "-o", &got_file]);
+        run(&["block", "put", "--cid-codec", "dag-pb", &raw]);
+        run(&["add", "/nonexistent/path"]);
+        run(&["add", &dir]);
+        // Written files are compared as bytes and trees.
+        let tree = |path: &str| -> String {
+            let root = node.dir.path().join(path);
+            let mut lines = Vec::new();
+            let mut stack = vec![root.clone()];
+            while let Some(p) = stack.pop() {
+                let meta = std::fs::symlink_metadata(&p).unwrap();
+                let rel = p.strip_prefix(&root).unwrap().display().to_string();
+                if meta.is_dir() {
+                    lines.push(format!("{rel}/"));
+                    for e in std::fs::read_dir(&p).unwrap() {
+                        stack.push(e.unwrap().path());
+                    }
+                } else if meta.file_type().is_symlink() {
+                    lines.push(format!(
+                        "{rel} -> {}",
+                        std::fs::read_link(&p).unwrap().display()
+                    ));
+                } else {
+                    let bytes = std::fs::read(&p).unwrap();
+                    lines.push(format!("{rel}: {} bytes, {:x}", bytes.len(), crc(&bytes)));
+                }
+            }
+            lines.sort();
+            lines.join("\n")
+        };
+        outputs.push(("written file".into(), tree(&got_file)));
+        outputs.push(("written tree".into(), tree(&got_dir)));
+        let car_bytes = std::fs::read(node.dir.path().join(&car)).unwrap();
+        outputs.push(("exported CAR".into(), format!("{:x}", crc(&car_bytes))));
+        outputs
+    };
+
+    let offline = script(&node, "offline");
+    let id_offline: serde_json::Value =
+        serde_json::from_str(&node.run(&["id"]).ok().stdout).unwrap();
+    for cmd in [
+        &["peers"][..],
+        &["swarm", "connect", "/ip4/127.0.0.1/tcp/1"],
+        &["dht", "inspect"],
+        &["findprovs", &file_cid],
+        &["cluster", "peers"],
+        &["status", &file_cid],
+    ] {
+        let out = node.run(cmd).fails();
+        assert!(
+            out.stderr.contains("needs the running node"),
+            "{cmd:?}: {}",
+            out.stderr
+        );
+    }
+
+    let d = kit::daemon::Daemon::start(node, &[]);
+    let node = &d.node;
+    let online = script(node, "online");
+    assert_eq!(offline.len(), online.len());
+    for ((cmd, want), (_, got)) in offline.iter().zip(&online) {
+        let got = got.replace("online", "offline");
+        assert_eq!(&got, want, "`{cmd}` printed differently through the daemon");
+    }
+    let id_online: serde_json::Value =
+        serde_json::from_str(&node.run(&["id"]).ok().stdout).unwrap();
+    assert_eq!(id_online["ID"], id_offline["ID"]);
+    assert_eq!(id_online["PublicKey"], id_offline["PublicKey"]);
+    assert!(!id_online["Addresses"].as_array().unwrap().is_empty());
+
+    // The commands that need the node work through it.
+    assert_eq!(node.run(&["peers"]).ok().stdout, "");
+    let dht = node.run(&["dht", "inspect"]).ok().stdout;
+    assert_eq!(dht, "routing table: 0 peers in 0 buckets\n");
+    node.run(&["findprovs", "-n", "1", &file_cid]).ok();
+    node.run(&["swarm", "connect", "/ip4/127.0.0.1/tcp/1"])
+        .fails();
+    for cmd in [&["cluster", "peers"][..], &["status", &file_cid]] {
+        let out = node.run(cmd).fails();
+        assert!(
+            out.stderr.contains("not in a cluster"),
+            "{cmd:?}: {}",
+            out.stderr
+        );
+    }
+    // A daemon on the repository refuses a second one and `init`.
+    node.run(&["init"]).fails();
+}
+
+/// A small checksum to compare written bytes in one line.
+fn crc(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}

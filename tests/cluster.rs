@@ -107,13 +107,12 @@ impl Cluster {
     }
 
     /// SIGKILL node `i`; returns its repository for a restart. The dead daemon's `node.json`
-    /// and `api.sock` are removed so the restart waits for the new ones.
+    /// and `api` are removed so the restart waits for the new ones.
     fn kill(&mut self, i: usize) -> Node {
         let mut d = self.nodes[i].take().unwrap();
         d.kill();
         let node = std::mem::replace(&mut d.node, Node::new());
         let _ = std::fs::remove_file(node.repo().join("node.json"));
-        let _ = std::fs::remove_file(node.repo().join("api.sock"));
         let _ = std::fs::remove_file(node.repo().join("api"));
         node
     }

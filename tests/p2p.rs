@@ -105,8 +105,8 @@ fn transfer_survives_a_holder_killed_mid_way() {
     );
 }
 
-/// `get` of content the node lacks says which peer it came from, how much and how long
-/// (a plain line: the command runs in the daemon, not on a terminal); local content does not.
+/// `get` of content the node lacks says on stderr which peer it came from, how much and how
+/// long (a plain line: stderr is not a terminal here); local content does not.
 #[test]
 fn get_through_a_daemon_says_where_it_fetched_from() {
     let data = gen_bytes(41, 1 << 20);
@@ -115,29 +115,27 @@ fn get_through_a_daemon_says_where_it_fetched_from() {
     let c = Daemon::start(Node::new(), &[]);
     c.node.run(&["swarm", "connect", &a.addr()]).ok();
     let out = c.node.dir.path().join("got.bin");
-    let stdout = c
-        .node
-        .run(&["get", &cid, "-o", out.to_str().unwrap()])
-        .ok()
-        .stdout;
+    let run = c.node.run(&["get", &cid, "-o", out.to_str().unwrap()]).ok();
+    assert_eq!(run.stdout, "", "get prints nothing on stdout");
+    let stderr = run.stderr;
     assert!(std::fs::read(&out).unwrap() == data, "fetched bytes differ");
-    let line = stdout
+    let line = stderr
         .lines()
         .find(|l| l.starts_with("fetching from "))
-        .unwrap_or_else(|| panic!("no fetch line in {stdout:?}"));
+        .unwrap_or_else(|| panic!("no fetch line in {stderr:?}"));
     let expected = format!("fetching from {}… done (1.00 MiB in ", a.peer_id);
     assert!(line.starts_with(&expected), "{line:?} vs {expected:?}");
     assert!(line.ends_with("s)"), "{line:?}");
 
     let again = c.node.dir.path().join("again.bin");
-    let stdout = c
+    let stderr = c
         .node
         .run(&["get", &cid, "-o", again.to_str().unwrap()])
         .ok()
-        .stdout;
+        .stderr;
     assert!(
-        !stdout.contains("fetching from"),
-        "local content: {stdout:?}"
+        !stderr.contains("fetching from"),
+        "local content: {stderr:?}"
     );
 }
 
@@ -277,5 +275,38 @@ fn a_dag_wider_than_one_session_is_fetched_by_one_fetch() {
         1,
         "the first fetch should have brought the whole DAG:\n{}",
         fetches.join("\n")
+    );
+}
+
+/// A adds a file while its daemon runs (the CLI goes through A's RPC API); B, bootstrapped
+/// to A, finds A as its provider: the root is announced once it is pinned, not when the
+/// `add` answer starts.
+#[test]
+fn findprovs_on_b_lists_a_after_a_adds_a_file() {
+    let a = Daemon::start(Node::new(), &[]);
+    let b = Daemon::start(Node::new(), &["--bootstrap", &a.addr()]);
+    wait_for("B to connect to A", START, || {
+        peers_of(&b).contains(&a.peer_id)
+    });
+    let cid = a
+        .node
+        .add(&a.node.write("f.bin", &gen_bytes(77, 300_000)), &[]);
+    wait_for("B to find A as the provider", FIND, || {
+        b.node
+            .run(&["findprovs", "-n", "1", &cid])
+            .stdout
+            .contains(&a.peer_id)
+    });
+    // The API answers the same: Kubo's provider event naming A.
+    let (status, body) = b.post(
+        &format!("routing/findprovs?arg={cid}&num-providers=1"),
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("\"Type\":4") && text.contains(&a.peer_id),
+        "{text}"
     );
 }

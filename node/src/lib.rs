@@ -9,11 +9,12 @@
 //! - [`repo`]: the on-disk repository (config, lock, store) that commands open.
 //! - [`net`]: peer-to-peer networking: the libp2p swarm, its event loop and client, identity,
 //!   and Bitswap (pure state machines plus the async service over libp2p streams).
-//! - [`daemon`]: `distribute node`: runs the network, announces content, serves the local
-//!   API socket the CLI forwards to, and metrics.
+//! - [`daemon`]: `distribute node`: runs the network, announces content, serves the HTTP RPC
+//!   API ([`api`]) that the CLI uses while a daemon runs, and metrics.
 //! - [`gateway`]: the read-only IPFS HTTP gateway (path, trustless and subdomain modes) on warp.
 //! - [`metrics`]: the Prometheus series, registered into one registry the daemon owns.
 //! - [`fsimport`]: adding files and folders from the local filesystem.
+//! - [`tar`]: the tar stream `get` answers with (writer) and the CLI unpacks (reader).
 //! - [`cli`]: the `distribute` command line.
 
 pub mod api;
@@ -29,3 +30,4 @@ pub mod net;
 pub mod ops;
 pub mod repo;
 pub mod store;
+pub mod tar;

@@ -1,7 +1,8 @@
 //! A `distribute node` daemon run by tests: started on loopback without mDNS, its RPC API on
-//! a free loopback port; ready once `node.json` lists an address and the API answers
-//! (`<repo>/api` written, `POST /api/v0/id` served); killed on drop. Its log is `daemon.log`
-//! in the node's scratch folder.
+//! a free loopback port; ready once the process is alive, `node.json` lists an address, and
+//! the API at `<repo>/api` answers `POST /api/v0/id` with the peer ID `node.json` names (so
+//! neither a dead daemon's leftovers nor another process on a reused port pass for it);
+//! killed on drop. Its log is `daemon.log` in the node's scratch folder.
 
 use std::io::{Read, Write};
 use std::process::{Child, Stdio};
@@ -45,7 +46,7 @@ impl Daemon {
             args.push("--api=127.0.0.1:0");
         }
         args.extend_from_slice(extra);
-        let child = node
+        let mut child = node
             .command(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -55,22 +56,29 @@ impl Daemon {
         let info = node.repo().join("node.json");
         let deadline = std::time::Instant::now() + START;
         let doc = loop {
+            let read_log =
+                || std::fs::read_to_string(node.dir.path().join("daemon.log")).unwrap_or_default();
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "daemon exited with {status} before it was ready; log:\n{}",
+                    read_log()
+                );
+            }
             let parsed = std::fs::read_to_string(&info)
                 .ok()
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
             if let Some(doc) = parsed
                 && doc["addrs"].as_array().is_some_and(|a| !a.is_empty())
-                && let Some(api) = doc["api"].as_str()
-                && node.repo().join("api").exists()
-                && api_answers(api)
+                && let Some(peer) = doc["peer_id"].as_str()
+                && let Some(api) = api_url(&node.repo())
+                && api_answers_as(&api, peer)
             {
                 break doc;
             }
-            let log = std::fs::read_to_string(node.dir.path().join("daemon.log"));
             assert!(
                 std::time::Instant::now() < deadline,
-                "daemon did not write node.json in time; log:\n{}",
-                log.unwrap_or_default()
+                "daemon was not ready in time; log:\n{}",
+                read_log()
             );
             std::thread::sleep(Duration::from_millis(50));
         };
@@ -173,12 +181,33 @@ pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) 
     (status, body)
 }
 
-/// Whether the RPC API at `base` answers `id` (401 counts: it is up, it wants a token).
-fn api_answers(base: &str) -> bool {
-    agent()
-        .post(format!("{base}/api/v0/id"))
-        .send_empty()
-        .is_ok_and(|r| matches!(r.status().as_u16(), 200 | 401))
+/// `http://host:port` of the API multiaddr in `<repo>/api`, if it is there.
+fn api_url(repo: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(repo.join("api")).ok()?;
+    let parts: Vec<&str> = text.trim().split('/').collect();
+    match parts.as_slice() {
+        ["", "ip4", host, "tcp", port, ..] => Some(format!("http://{host}:{port}")),
+        ["", "ip6", host, "tcp", port, ..] => Some(format!("http://[{host}]:{port}")),
+        _ => None,
+    }
+}
+
+/// Whether the RPC API at `base` answers `id` with `peer` (a 401 counts: the API is up and
+/// wants a token, which only our daemon was started with here).
+fn api_answers_as(base: &str, peer: &str) -> bool {
+    let Ok(response) = agent().post(format!("{base}/api/v0/id")).send_empty() else {
+        return false;
+    };
+    match response.status().as_u16() {
+        401 => true,
+        200 => response
+            .into_body()
+            .read_to_string()
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| v["ID"] == peer),
+        _ => false,
+    }
 }
 
 impl Drop for Daemon {

@@ -2,8 +2,8 @@
 //! namespace with one veth into a bridge in a hub namespace, address `10.77.N.(i+1)/24`.
 //! Links are cut with blackhole routes and healed by deleting them. Needs root and `ip`;
 //! [`Netns::create`] returns `None` when namespaces cannot be made here. Everything is
-//! deleted on drop. CLI commands still reach the daemons: `api.sock` is a path on the shared
-//! file system.
+//! deleted on drop. CLI commands reach a daemon's RPC API by running inside its namespace
+//! ([`NsDaemon::run`]), where the API listens on loopback.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -111,7 +111,7 @@ impl Netns {
             if let Some(doc) = parsed
                 && doc["addrs"].as_array().is_some_and(|a| !a.is_empty())
                 && doc["api"].is_string()
-                && node.repo().join("api.sock").exists()
+                && node.repo().join("api").exists()
             {
                 break doc;
             }

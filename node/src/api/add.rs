@@ -95,13 +95,16 @@ async fn add(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
     let opts = options(&call)?;
     let (tx, rx) = mpsc::channel(FEED_DEPTH);
     tokio::spawn(feed(call.body, Parser::new(&boundary), tx));
-    let state = Arc::clone(&node);
+    let state = node;
     // Room for every entry line: clients send the whole body before reading the answer.
     let depth = 2 * multipart::MAX_PARTS;
-    let response =
-        ndjson_blocking_deep(depth, move |out| import(&state.repo, rx, &opts, out)).await;
-    node.pins_may_have_changed();
-    response
+    // The announcer is told once the roots are pinned (the answer starts long before).
+    ndjson_blocking_deep(depth, move |out| {
+        let result = import(&state.repo, rx, &opts, out);
+        state.pins_may_have_changed();
+        result
+    })
+    .await
 }
 
 /// A part's path: the file name without leading slashes (checked by the adder).

@@ -1,6 +1,7 @@
 //! `block/get` (the raw bytes), `block/stat` (`{"Key","Size"}`) and `block/put` (multipart
 //! file parts → one `{"Key","Size"}` line each; `cid-codec` raw or dag-pb, `mhtype`
-//! sha2-256). Reads fetch missing blocks from the network within the node's fetch timeout.
+//! sha2-256), `block/rm` (`{"Hash","Error"}` lines). Reads fetch missing blocks from the network
+//! within the node's fetch timeout; `block/stat` with `offline=true` looks only in the store.
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ pub(super) fn register(commands: &mut Commands, node: &Arc<NodeState>) {
     commands.add("block/get", node, get);
     commands.add("block/stat", node, stat);
     commands.add("block/put", node, put);
+    commands.add("block/rm", node, rm);
 }
 
 /// Kubo's answer to `block/stat` and `block/put`.
@@ -67,6 +69,11 @@ async fn stat(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
         .await?;
     let size = match local {
         Some(size) => size,
+        None if call.flag("offline", false)? => {
+            return Err(ApiError::NotFound(format!(
+                "block {cid} is not in the repository"
+            )));
+        }
         None => fetch(Arc::clone(&node), cid).await?.len() as u64,
     };
     Ok(json(&BlockStat {
@@ -121,4 +128,51 @@ async fn put(node: Arc<NodeState>, mut call: Call) -> Result<Response, ApiError>
         .await?;
     // One object per block, one per line, as Kubo streams them.
     json_lines(&stats)
+}
+
+/// One `block/rm` line, Kubo's shape: the CID, and why it was not removed (empty if it was).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RemovedBlock {
+    hash: String,
+    error: String,
+}
+
+/// `block/rm`: remove blocks in order, one line each; the first that is pinned or absent
+/// gets its `Error` and ends the run (the CLI stops there too).
+async fn rm(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
+    let cids = call
+        .required_args("cid")?
+        .iter()
+        .map(|a| parse_cid_arg(a).map_err(|e| ApiError::BadRequest(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let lines = node
+        .blocking(move |repo| {
+            let mut lines = Vec::with_capacity(cids.len());
+            for cid in &cids {
+                let pinned = repo
+                    .pins()
+                    .is_pinned(repo.blocks(), cid)
+                    .map_err(ApiError::internal)?;
+                let error = if !matches!(pinned, crate::store::pins::PinStatus::NotPinned) {
+                    format!("cannot remove {cid}: it is pinned")
+                } else if !repo.blocks().delete(cid).map_err(ApiError::internal)? {
+                    format!("block {cid} is not in the repository")
+                } else {
+                    String::new()
+                };
+                let stop = !error.is_empty();
+                lines.push(RemovedBlock {
+                    hash: cid.to_string(),
+                    error,
+                });
+                if stop {
+                    break;
+                }
+            }
+            repo.blocks().flush().map_err(ApiError::internal)?;
+            Ok(lines)
+        })
+        .await?;
+    json_lines(&lines)
 }

@@ -59,11 +59,13 @@ async fn import(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> 
     let stats = call.flag("stats", false)?;
     let (tx, rx) = mpsc::channel(FEED_DEPTH);
     tokio::spawn(feed(call.body, Parser::new(&boundary), tx));
-    let state = Arc::clone(&node);
-    let response =
-        ndjson_blocking(move |out| import_cars(&state.repo, rx, pin_roots, stats, out)).await;
-    node.pins_may_have_changed();
-    response
+    // The announcer is told once the roots are pinned (the answer starts long before).
+    ndjson_blocking(move |out| {
+        let result = import_cars(&node.repo, rx, pin_roots, stats, out);
+        node.pins_may_have_changed();
+        result
+    })
+    .await
 }
 
 /// A store failure caused by the CAR's content is the client's (400), others the node's.
@@ -134,10 +136,7 @@ fn import_cars(
                     .map_err(ApiError::internal)?;
                 String::new()
             } else {
-                format!(
-                    "DAG incomplete ({} blocks missing); not pinned",
-                    report.missing.len()
-                )
+                format!("DAG incomplete ({} blocks missing)", report.missing.len())
             };
             out.send(&serde_json::json!({
                 "Root": { "Cid": { "/": root.to_string() }, "PinErrorMsg": message }

@@ -10,7 +10,7 @@
 //! - [`multipart`]: the bounded streaming multipart parser uploads are read with.
 //! - [`upload`]: multipart bodies gathered in memory (`block/put`) or fed part by part (`add`,
 //!   `dag/import`).
-//! - one file per command area ([`add`], [`block`], [`dag`], [`net`], [`pin`], [`read`],
+//! - one file per command area ([`add`], [`block`], [`dag`], [`get`] (tar), [`net`], [`pin`], [`read`],
 //!   [`repo`], [`swarm`]) with its handlers and a `register` function; the work itself is done by
 //!   [`crate::ops`] or the library code the CLI calls, whose results the handlers serialize.
 //!
@@ -28,6 +28,7 @@ pub mod block;
 pub mod body;
 pub mod dag;
 pub mod error;
+pub mod get;
 pub mod multipart;
 pub mod net;
 pub mod pin;
@@ -92,6 +93,7 @@ pub fn commands(node: &Arc<NodeState>) -> Commands {
     add::register(&mut commands, node);
     block::register(&mut commands, node);
     dag::register(&mut commands, node);
+    get::register(&mut commands, node);
     net::register(&mut commands, node);
     pin::register(&mut commands, node);
     read::register(&mut commands, node);

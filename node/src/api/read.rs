@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 use warp::reply::Response;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::body::{bytes_blocking, ok_json};
 use super::{ApiError, Call, Commands, NodeState};
@@ -75,30 +75,31 @@ async fn cat(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
 }
 
 /// One `ls` object: the path asked for and its entries (none for a file).
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct LsObject {
-    hash: String,
-    links: Vec<LsLink>,
+pub struct LsObject {
+    pub hash: String,
+    pub links: Vec<LsLink>,
 }
 
 /// One directory entry as Kubo lists it: `Type` 1 directory, 2 file, 4 symlink; `Size` the
-/// file's bytes (0 for others); `Target` the symlink's target.
-#[derive(Serialize)]
+/// file's bytes, a directory's cumulative DAG size (its link's `Tsize`, what the CLI prints),
+/// 0 for a symlink; `Target` the symlink's target.
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct LsLink {
-    name: String,
-    hash: String,
-    size: u64,
+pub struct LsLink {
+    pub name: String,
+    pub hash: String,
+    pub size: u64,
     #[serde(rename = "Type")]
-    kind: u8,
-    target: String,
+    pub kind: u8,
+    pub target: String,
 }
 
 fn ls_link(source: &dyn BlockSource, entry: ListEntry) -> Result<LsLink, ExportError> {
     let info = stat(source, &entry.cid)?;
     let (kind, size, target) = match info.kind {
-        NodeKind::Directory | NodeKind::ShardedDirectory => (1, 0, String::new()),
+        NodeKind::Directory | NodeKind::ShardedDirectory => (1, entry.tsize, String::new()),
         NodeKind::File => (2, info.size, String::new()),
         NodeKind::Symlink(target) => (4, 0, target),
     };

@@ -1,6 +1,6 @@
 //! `repo/stat` (`{"RepoSize","StorageMax","NumObjects","RepoPath","Version"}`) and `repo/gc`
 //! (NDJSON, one `{"Key":{"/":cid}}` per removed block, as a CIDv1 raw since the store keys
-//! blocks by multihash).
+//! blocks by multihash), `repo/verify` (Kubo's `{"Msg","Progress"}` lines; see [`verify`]).
 
 use std::sync::Arc;
 
@@ -17,6 +17,7 @@ const NO_STORAGE_LIMIT: u64 = u64::MAX;
 pub(super) fn register(commands: &mut Commands, node: &Arc<NodeState>) {
     commands.add("repo/stat", node, stat);
     commands.add("repo/gc", node, gc);
+    commands.add("repo/verify", node, verify);
 }
 
 #[derive(Serialize)]
@@ -54,10 +55,49 @@ async fn gc(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
         if !quiet {
             for mh in &report.removed {
                 let cid = cid::Cid::new_v1(CODEC_RAW, *mh);
-                out.send(&serde_json::json!({ "Key": { "/": cid.to_string() } }))?;
+                out.send(&serde_json::json!({ "Key": CidLink { cid: cid.to_string() } }))?;
             }
         }
         Ok(())
     })
     .await
+}
+
+/// `repo/verify`: Kubo's `{"Msg","Progress"}` lines — one per corrupt block (removed) or
+/// incomplete pin, then the summary; a repository with problems ends in an error line.
+async fn verify(node: Arc<NodeState>, _call: Call) -> Result<Response, ApiError> {
+    ndjson_blocking(move |out| {
+        let report = node.repo.verify().map_err(ApiError::internal)?;
+        let msg = |text: String| serde_json::json!({ "Msg": text, "Progress": 0 });
+        for mh in &report.corrupt {
+            let cid = cid::Cid::new_v1(CODEC_RAW, *mh);
+            out.send(&msg(format!("block {cid} was corrupt (removed)")))?;
+        }
+        for pin in &report.incomplete {
+            out.send(&msg(format!(
+                "pin {} is missing {} block(s)",
+                pin.root,
+                pin.missing.len()
+            )))?;
+        }
+        if !report.is_healthy() {
+            return Err(ApiError::Internal(VERIFY_FAILED.into()));
+        }
+        out.send(&msg(format!(
+            "verified repo integrity ({} blocks)",
+            report.checked
+        )))
+    })
+    .await
+}
+
+/// The error of a verify that found problems (offline and through the API alike).
+pub const VERIFY_FAILED: &str =
+    "repository has problems (see above); re-add or re-import the affected content";
+
+/// A CID as IPLD's JSON link, `{"/": "<cid>"}`.
+#[derive(Serialize, serde::Deserialize)]
+pub struct CidLink {
+    #[serde(rename = "/")]
+    pub cid: String,
 }

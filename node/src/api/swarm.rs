@@ -1,5 +1,6 @@
 //! The node's peers: `swarm/peers` (`{"Peers":[{"Addr","Peer","Latency","Muxer",
-//! "Direction","Streams"}]}`, `Latency` only with `latency=true`), `swarm/connect`
+//! "Direction","Streams"}]}`, `Latency` only with `latency=true`, `Identify` with the agent
+//! only with `identify=true`), `stats/dht` (the routing table), `swarm/connect`
 //! (`{"Strings":["connect <peer> success"]}`), and `routing/findprovs`: Kubo's routing events
 //! as NDJSON, one `{"Type":4,"ID":"","Responses":[{"ID","Addrs"}],"Extra":""}` per provider
 //! as the DHT finds it, up to `num-providers` (20) or [`FIND_TIMEOUT`].
@@ -26,6 +27,7 @@ pub(super) fn register(commands: &mut Commands, node: &Arc<NodeState>) {
     commands.add("swarm/peers", node, peers);
     commands.add("swarm/connect", node, connect);
     commands.add("routing/findprovs", node, findprovs);
+    commands.add("stats/dht", node, dht_stats);
 }
 
 #[derive(Serialize)]
@@ -37,10 +39,26 @@ struct SwarmPeer {
     muxer: String,
     direction: u8,
     streams: Option<Vec<String>>,
+    /// With `identify=true`: what the peer told us about itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identify: Option<Identify>,
+}
+
+/// Kubo's `Identify` object of `swarm/peers?identify=true`; only the agent is known here.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Identify {
+    #[serde(rename = "ID")]
+    id: String,
+    public_key: String,
+    addresses: Vec<String>,
+    agent_version: String,
+    protocols: Vec<String>,
 }
 
 async fn peers(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
     let with_latency = call.flag("latency", false)?;
+    let with_identify = call.flag("identify", false)?;
     let peers = node.client.peers().await.map_err(ApiError::internal)?;
     let peers: Vec<SwarmPeer> = peers
         .into_iter()
@@ -54,6 +72,13 @@ async fn peers(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
             muxer: String::new(),
             direction: 0,
             streams: None,
+            identify: with_identify.then(|| Identify {
+                id: p.peer.to_string(),
+                public_key: String::new(),
+                addresses: Vec::new(),
+                agent_version: p.agent.unwrap_or_default(),
+                protocols: Vec::new(),
+            }),
         })
         .collect();
     ok_json(&serde_json::json!({ "Peers": peers }))
@@ -70,11 +95,12 @@ async fn connect(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError>
         .collect::<Result<Vec<_>, _>>()?;
     let mut strings = Vec::with_capacity(addrs.len());
     for addr in addrs {
-        let peer = node
-            .client
-            .dial(addr.clone())
-            .await
-            .map_err(|e| ApiError::Internal(format!("connecting to {addr}: {e}")))?;
+        let peer = node.client.dial(addr.clone()).await.map_err(|e| {
+            // libp2p lists each failed dial attempt on its own line; answer one line.
+            let text = e.to_string();
+            let one_line: Vec<&str> = text.lines().map(str::trim).collect();
+            ApiError::Internal(format!("connecting to {addr}: {}", one_line.join(" ")))
+        })?;
         strings.push(format!("connect {peer} success"));
     }
     ok_json(&serde_json::json!({ "Strings": strings }))
@@ -136,4 +162,70 @@ async fn findprovs(node: Arc<NodeState>, call: Call) -> Result<Response, ApiErro
         Ok(())
     })
     .await
+}
+
+/// Kubo's `stats/dht` answer for our one DHT: the routing table's non-empty buckets, each
+/// with its peers (`Index` is the bucket's log2 distance, which Kubo's shape leaves implicit).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DhtStats {
+    name: &'static str,
+    buckets: Vec<DhtBucket>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DhtBucket {
+    index: u32,
+    last_refresh: String,
+    peers: Vec<DhtPeer>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DhtPeer {
+    #[serde(rename = "ID")]
+    id: String,
+    connected: bool,
+    agent_version: String,
+    last_useful_at: String,
+    last_queried_at: String,
+}
+
+async fn dht_stats(node: Arc<NodeState>, _call: Call) -> Result<Response, ApiError> {
+    let buckets = node
+        .client
+        .routing_table()
+        .await
+        .map_err(ApiError::internal)?;
+    let connected: HashSet<_> = node
+        .client
+        .peers()
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|p| p.peer)
+        .collect();
+    let buckets = buckets
+        .into_iter()
+        .map(|b| DhtBucket {
+            index: b.index,
+            last_refresh: String::new(),
+            peers: b
+                .peers
+                .into_iter()
+                .map(|p| DhtPeer {
+                    id: p.to_string(),
+                    connected: connected.contains(&p),
+                    agent_version: String::new(),
+                    last_useful_at: String::new(),
+                    last_queried_at: String::new(),
+                })
+                .collect(),
+        })
+        .collect();
+    ok_json(&DhtStats {
+        name: "wan",
+        buckets,
+    })
 }

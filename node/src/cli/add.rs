@@ -1,6 +1,7 @@
 //! `distribute add`: import files and trees, print `added <cid> <name>` per entry (root last),
 //! then pin the roots — after every block is durable, so a crash never leaves a pin on a
-//! partial DAG.
+//! partial DAG. Through a daemon the same tree is streamed to its `add` as multipart parts
+//! ([`super::upload`]) and its answer printed the same way.
 
 use std::path::Path;
 
@@ -9,8 +10,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::AddArgs;
 use super::output::{Ctx, line};
-use crate::content::importer::{ImportOptions, Layout};
+use super::remote::Remote;
+use super::upload::{MultipartBody, content_type, tree_parts};
+use crate::content::importer::{ImportOptions, Layout, Profile};
 use crate::fsimport::{AddOptions, FsImportError, add_path};
+use crate::ops::add::AddEvent;
 use crate::store::PipelinedSink;
 use crate::store::pins::PinMode;
 
@@ -90,18 +94,7 @@ pub(super) fn run(ctx: &mut Ctx<'_>, a: &AddArgs) -> Result<()> {
     let show_progress = a
         .progress
         .unwrap_or_else(|| ctx.interactive && input_size(a, &ctx.cwd) > PROGRESS_THRESHOLD);
-    let bar = if show_progress {
-        let bar = ProgressBar::new(input_size(a, &ctx.cwd));
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{bytes}/{total_bytes} [{wide_bar}] {bytes_per_sec} {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = progress_bar(show_progress, a, &ctx.cwd);
     let out = &mut *ctx.out;
     let mut print_error = None;
     let roots = std::thread::scope(|scope| -> Result<Vec<_>> {
@@ -159,6 +152,112 @@ pub(super) fn run(ctx: &mut Ctx<'_>, a: &AddArgs) -> Result<()> {
         && let Some(last) = roots.last()
     {
         ctx.line(format_args!("{}", last.cid))?;
+    }
+    Ok(())
+}
+
+fn progress_bar(show: bool, a: &AddArgs, cwd: &Path) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(input_size(a, cwd));
+    bar.set_style(
+        ProgressStyle::with_template("{bytes}/{total_bytes} [{wide_bar}] {bytes_per_sec} {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// The daemon's `add` options for `a`.
+fn remote_params(a: &AddArgs, progress: bool) -> Vec<(&'static str, String)> {
+    let profile = match a.profile {
+        Profile::UnixfsV0_2015 => "unixfs-v0-2015",
+        Profile::UnixfsV1_2025 => "unixfs-v1-2025",
+    };
+    let mut params = vec![
+        ("profile", profile.to_owned()),
+        ("pin", a.pin.to_string()),
+        ("progress", progress.to_string()),
+    ];
+    if let Some(v) = a.cid_version {
+        params.push(("cid-version", v.to_string()));
+    }
+    if let Some(raw) = a.raw_leaves {
+        params.push(("raw-leaves", raw.to_string()));
+    }
+    if let Some(chunker) = a.chunker {
+        params.push(("chunker", chunker.to_string()));
+    }
+    if a.trickle {
+        params.push(("trickle", "true".into()));
+    }
+    params
+}
+
+/// `add` through a daemon: every path's tree in one multipart body; the answer's entries
+/// printed as offline (roots are the top-level entries, pinned by the daemon).
+pub(super) fn remote(
+    remote: &Remote,
+    a: &AddArgs,
+    cwd: &Path,
+    interactive: bool,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
+    let mut parts = Vec::new();
+    for path in &a.paths {
+        parts.extend(tree_parts(&cwd.join(path), a.recursive, a.hidden)?);
+    }
+    let show_progress = a
+        .progress
+        .unwrap_or_else(|| interactive && input_size(a, cwd) > PROGRESS_THRESHOLD);
+    let bar = progress_bar(show_progress, a, cwd);
+    let roots: std::collections::HashSet<String> = parts
+        .iter()
+        .filter(|p| !p.name.contains('/'))
+        .map(|p| p.name.clone())
+        .collect();
+    let mut last_root = None;
+    // Bytes of finished files plus the file being read.
+    let (mut done, mut current) = (0u64, (String::new(), 0u64));
+    let mut body = MultipartBody::new(parts);
+    let kind = content_type();
+    let result = remote.lines(
+        "add",
+        &remote_params(a, show_progress),
+        Some((&kind, &mut body)),
+        &mut |event: AddEvent| {
+            match event {
+                AddEvent::Progress(p) => {
+                    if p.name != current.0 {
+                        done += current.1;
+                        current = (p.name, 0);
+                    }
+                    current.1 = p.bytes;
+                    bar.set_position(done + current.1);
+                }
+                AddEvent::Added(entry) => {
+                    if roots.contains(&entry.name) {
+                        last_root = Some(entry.hash.clone());
+                    }
+                    if a.quieter {
+                        return Ok(());
+                    }
+                    if a.quiet {
+                        line(out, format_args!("{}", entry.hash))?;
+                    } else {
+                        line(out, format_args!("added {} {}", entry.hash, entry.name))?;
+                    }
+                }
+            }
+            Ok(())
+        },
+    );
+    bar.finish_and_clear();
+    result?;
+    if a.quieter
+        && let Some(last) = last_root
+    {
+        line(out, format_args!("{last}"))?;
     }
     Ok(())
 }

@@ -1,11 +1,14 @@
 //! The `distribute` command line: parses arguments ([`args`]), sets up logging, opens the
-//! repository and runs one command. Errors end here: one line on stderr naming the problem,
-//! exit code 1.
+//! repository and runs one command. When a running daemon holds the repository, the command
+//! runs through the daemon's HTTP RPC API instead ([`remote`], found through `<repo>/api`),
+//! printing exactly what it prints offline. Errors end here: one line on stderr naming the
+//! problem, exit code 1.
 
 mod add;
 pub mod args;
 mod block;
 mod cidfmt;
+mod cluster;
 mod dag;
 mod net;
 mod nft;
@@ -14,6 +17,7 @@ mod pin;
 mod read;
 pub mod remote;
 mod repo;
+mod upload;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -139,32 +143,34 @@ fn run_online(global: &GlobalArgs, command: Command, open_error: anyhow::Error) 
         _ => return Err(open_error),
     };
     let backend = Backend::Remote(&remote);
+    let cwd = std::env::current_dir()?;
+    let interactive = std::io::stderr().is_terminal();
     let mut out = stdout();
     match command {
         Command::Id => net::id(&backend, &mut out)?,
         Command::Pin(a) => pin::run(&backend, &mut out, a)?,
-        _ => return forward_if_daemon(global, open_error),
+        Command::Add(a) => add::remote(&remote, &a, &cwd, interactive, &mut out)?,
+        Command::Get(a) => read::get_remote(&remote, &a, &cwd, interactive)?,
+        Command::Cat(a) => read::cat_remote(&remote, &a, &mut out)?,
+        Command::Ls(a) => read::ls_remote(&remote, &a, &mut out)?,
+        Command::Dag(c) => dag::remote(&remote, c, &cwd, &mut out)?,
+        Command::Block(c) => block::remote(&remote, c, &cwd, &mut out)?,
+        Command::Repo(c) => repo::remote(&remote, c, &mut out)?,
+        Command::Nft(c) => nft::remote(&remote, c, &cwd, &mut out)?,
+        Command::Peers => net::peers(&remote, &mut out)?,
+        Command::Swarm(c) => net::swarm(&remote, c, &mut out)?,
+        Command::Dht(c) => net::dht(&remote, c, &mut out)?,
+        Command::Findprovs(a) => net::findprovs(&remote, &a, &mut out)?,
+        Command::Cluster(c) => cluster::run(&remote, c, &mut out)?,
+        Command::Status(a) => cluster::status(&remote, &a, &mut out)?,
+        Command::Cid(c) => cidfmt::run(&c, &mut out)?,
+        Command::Init(_) => anyhow::bail!("the repository exists and a running daemon holds it"),
+        Command::Node(_) | Command::Gateway(_) => {
+            anyhow::bail!("a daemon is already running on this repository")
+        }
     }
     out.flush()?;
     Ok(())
-}
-
-/// When the repository is locked by a running daemon that serves `api.sock`, run this
-/// process's command in the daemon instead; otherwise report `open_error`.
-fn forward_if_daemon(global: &GlobalArgs, open_error: anyhow::Error) -> Result<()> {
-    let socket = output::repo_path(global)?.join(crate::daemon::ipc::SOCKET_FILE);
-    if !socket.exists() {
-        return Err(open_error);
-    }
-    let argv: Vec<String> = std::env::args_os()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let mut out = stdout();
-    match crate::daemon::ipc::forward(&socket, argv, std::env::current_dir()?, &mut out) {
-        Ok(()) => Ok(()),
-        Err(crate::daemon::ipc::IpcError::Command(line)) => Err(anyhow::anyhow!(line)),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Run one repository command in `ctx`.

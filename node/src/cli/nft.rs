@@ -14,15 +14,23 @@
 //! `ipfs://<media-dir>/<file>` keeps the file name (gateways derive the content type from it)
 //! and resolves inside the same pinned DAG (`<root>/media/<file>` is the same file). Blocks
 //! are CIDv1 with raw leaves, so every CID can be a subdomain-gateway label.
+//!
+//! Through a daemon the DAG is built here just the same, written to a temporary CAR file
+//! and sent to the daemon's `dag/import`, which stores it and pins its root.
 
-use std::io::BufReader;
+use std::io::{BufReader, Read, Seek, Write};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
 
 use super::args::{NftAddArgs, NftCommand};
-use super::output::Ctx;
+use super::output::{Ctx, line};
+use super::remote::Remote;
+use super::upload::{MultipartBody, Part, PartBody, content_type};
+use crate::car::CarWriter;
 use crate::content::directory::{DirEntry, build_directory, validate_name};
+use crate::content::importer::{BlockSink, SinkError};
 use crate::content::importer::{ImportOptions, import_bytes, import_file};
 use crate::gateway::request::SEGMENT;
 use crate::store::StoreSink;
@@ -39,12 +47,78 @@ pub(super) fn run(ctx: &mut Ctx<'_>, command: NftCommand) -> Result<()> {
 }
 
 fn add(ctx: &mut Ctx<'_>, a: &NftAddArgs) -> Result<()> {
+    let store = ctx.repo.blocks();
+    let mut sink = StoreSink::new(store);
+    let root = build(a, &ctx.cwd, &mut sink)?;
+    store.flush()?;
+    ctx.repo.pins().add(&root, PinMode::Recursive)?;
+    ctx.repo.pins().flush()?;
+    ctx.line(format_args!("ipfs://{root}/{METADATA}"))
+}
+
+/// Blocks appended to a CAR file whose header comes later (the root is known at the end).
+struct CarSections {
+    car: CarWriter<std::io::BufWriter<std::fs::File>>,
+}
+
+impl BlockSink for CarSections {
+    fn put(&mut self, cid: &cid::Cid, data: &[u8]) -> Result<(), SinkError> {
+        Ok(self.car.write_block(cid, data)?)
+    }
+}
+
+/// `nft add` through a daemon.
+pub(super) fn remote(
+    remote: &Remote,
+    command: NftCommand,
+    cwd: &Path,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let NftCommand::Add(a) = command;
+    let mut file = tempfile::tempfile().context("creating a temporary CAR file")?;
+    // The sections follow a header without roots, which is skipped when sending.
+    let no_roots = CarWriter::new(Vec::new(), &[])?.finish()?.len() as u64;
+    let mut sink = CarSections {
+        car: CarWriter::new(std::io::BufWriter::new(file.try_clone()?), &[])?,
+    };
+    let root = build(&a, cwd, &mut sink)?;
+    sink.car.finish()?.flush()?;
+    file.seek(std::io::SeekFrom::Start(no_roots))?;
+    let header = CarWriter::new(Vec::new(), &[root])?.finish()?;
+    let car = std::io::Cursor::new(header).chain(file);
+    let mut body = MultipartBody::new(vec![Part {
+        name: "nft.car".into(),
+        body: PartBody::Reader(Box::new(car)),
+    }]);
+    let kind = content_type();
+    let mut failure = None;
+    remote.lines(
+        "dag/import",
+        &vec![("pin-roots", "true".to_owned())],
+        Some((&kind, &mut body)),
+        &mut |l: serde_json::Value| {
+            if let Some(message) = l["Root"]["PinErrorMsg"].as_str()
+                && !message.is_empty()
+            {
+                failure = Some(message.to_owned());
+            }
+            Ok(())
+        },
+    )?;
+    if let Some(message) = failure {
+        bail!("the daemon did not pin {root}: {message}");
+    }
+    line(out, format_args!("ipfs://{root}/{METADATA}"))
+}
+
+/// Build the token's directory DAG into `sink`; its root.
+fn build(a: &NftAddArgs, cwd: &Path, sink: &mut dyn BlockSink) -> Result<cid::Cid> {
     let attributes = a
         .attributes
         .iter()
         .map(|kv| parse_attribute(kv))
         .collect::<Result<Vec<_>>>()?;
-    let path = ctx.path(&a.media);
+    let path = cwd.join(&a.media);
     let file_name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -60,9 +134,7 @@ fn add(ctx: &mut Ctx<'_>, a: &NftAddArgs) -> Result<()> {
         );
     }
     let opts = ImportOptions::default().with_cid_version(1);
-    let store = ctx.repo.blocks();
-    let mut sink = StoreSink::new(store);
-    let media = import_file(BufReader::new(file), &opts, &mut sink, &mut |_| {})
+    let media = import_file(BufReader::new(file), &opts, sink, &mut |_| {})
         .with_context(|| format!("importing {}", a.media.display()))?;
     let media_dir = build_directory(
         vec![DirEntry {
@@ -70,7 +142,7 @@ fn add(ctx: &mut Ctx<'_>, a: &NftAddArgs) -> Result<()> {
             child: media,
         }],
         &opts,
-        &mut sink,
+        sink,
     )?;
     let image = format!(
         "ipfs://{}/{}",
@@ -79,7 +151,7 @@ fn add(ctx: &mut Ctx<'_>, a: &NftAddArgs) -> Result<()> {
     );
     let metadata = metadata_json(&a.name, a.description.as_deref(), &image, &attributes);
     let text = serde_json::to_vec_pretty(&metadata)?;
-    let meta = import_bytes(&text, &opts, &mut sink)?;
+    let meta = import_bytes(&text, &opts, sink)?;
     let root = build_directory(
         vec![
             DirEntry {
@@ -92,12 +164,9 @@ fn add(ctx: &mut Ctx<'_>, a: &NftAddArgs) -> Result<()> {
             },
         ],
         &opts,
-        &mut sink,
+        sink,
     )?;
-    store.flush()?;
-    ctx.repo.pins().add(&root.cid, PinMode::Recursive)?;
-    ctx.repo.pins().flush()?;
-    ctx.line(format_args!("ipfs://{}/{METADATA}", root.cid))
+    Ok(root.cid)
 }
 
 /// `key=value` → (key, value); integer values become JSON numbers.

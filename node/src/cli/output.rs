@@ -1,8 +1,8 @@
 //! Shared plumbing of the commands: the [`Ctx`] every command runs in (repository, block
 //! source, output, working folder), CID argument parsing, and output lines.
 //!
-//! Commands never open the repository or touch stdout themselves, so the same code runs in a
-//! short-lived CLI process and inside a daemon that holds the repository.
+//! Commands never open the repository or touch stdout themselves; while a daemon holds the
+//! repository they run through its RPC API instead ([`super::remote`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,8 @@
 //! `<repo>/api`, authorised with `$DISTRIBUTE_API_TOKEN` or the first token of
 //! `--api-token-file`. Calls return the typed results of [`crate::ops`] decoded from the
 //! daemon's JSON, so the commands render them exactly as offline; a failed call becomes the
-//! error whose message the daemon sent.
+//! error whose message the daemon sent. Every command run while a daemon holds the
+//! repository goes through here.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -68,6 +69,16 @@ impl Remote {
         params: &Params<'_>,
         body: Option<(&str, &mut dyn Read)>,
     ) -> Result<ureq::Body> {
+        Ok(self.call_response(cmd, params, body)?.into_body())
+    }
+
+    /// [`Remote::call`], keeping the answer's headers.
+    pub fn call_response(
+        &self,
+        cmd: &str,
+        params: &Params<'_>,
+        body: Option<(&str, &mut dyn Read)>,
+    ) -> Result<http::Response<ureq::Body>> {
         let mut request = self
             .agent
             .post(format!("{}{cmd}", self.base))
@@ -88,11 +99,11 @@ impl Remote {
             )
         })?;
         let status = response.status();
-        let mut body = response.into_body();
         if status.is_success() {
-            return Ok(body);
+            return Ok(response);
         }
-        let text = body
+        let text = response
+            .into_body()
             .with_config()
             .limit(1 << 20)
             .read_to_string()
@@ -108,6 +119,18 @@ impl Remote {
         let body = self.call(cmd, params, None)?;
         serde_json::from_reader(body.into_reader())
             .with_context(|| format!("decoding the daemon's answer to {cmd}"))
+    }
+
+    /// A call answering NDJSON, each line decoded and passed to `each`.
+    pub fn lines<T: DeserializeOwned>(
+        &self,
+        cmd: &str,
+        params: &Params<'_>,
+        body: Option<(&str, &mut dyn Read)>,
+        each: &mut dyn FnMut(T) -> Result<()>,
+    ) -> Result<()> {
+        let answer = self.call(cmd, params, body)?;
+        self.ndjson(answer, cmd, each)
     }
 
     /// Decode each line of an NDJSON answer and pass it to `each`; an error line fails.

@@ -1,6 +1,6 @@
 //! The cluster's endpoints on the node's HTTP RPC API, registered over the node's own when
 //! it runs in a cluster: `pin/add` and `pin/rm` act on the cluster pinset (a `pin/rm` of a
-//! CID that is only pinned locally stays a local unpin), `cluster/status`, `cluster/peers`,
+//! CID that is only pinned locally stays a local unpin), `cluster/status` (one CID's answer adds `Local`, this node's copy), `cluster/peers`,
 //! `cluster/drain`, `cluster/leave`. Shapes are the brief's contract; the work is
 //! [`Cluster`]'s.
 
@@ -20,18 +20,21 @@ pub fn commands(node: &Arc<NodeState>) -> Commands {
     if node.cluster.is_some() {
         commands.add("pin/add", node, pin_add);
         commands.add("pin/rm", node, pin_rm);
-        commands.add("cluster/status", node, status);
-        commands.add("cluster/peers", node, peers);
-        commands.add("cluster/drain", node, drain);
-        commands.add("cluster/leave", node, leave);
     }
+    // Served outside a cluster too, to say so.
+    commands.add("cluster/status", node, status);
+    commands.add("cluster/peers", node, peers);
+    commands.add("cluster/drain", node, drain);
+    commands.add("cluster/leave", node, leave);
     commands
 }
 
 fn cluster(node: &NodeState) -> Result<&Cluster, ApiError> {
-    node.cluster
-        .as_ref()
-        .ok_or_else(|| ApiError::NotFound("this node is not in a cluster".into()))
+    node.cluster.as_ref().ok_or_else(|| {
+        ApiError::NotFound(
+            "this node is not in a cluster; start it with --cluster-secret-file".into(),
+        )
+    })
 }
 
 fn api_error(e: ClusterError) -> ApiError {
@@ -91,7 +94,10 @@ async fn status(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> 
             let one = cid
                 .first()
                 .ok_or_else(|| ApiError::BadRequest("no CID".into()))?;
-            ok_json(&cluster.status(one).map_err(api_error)?)
+            ok_json(&super::commands::StatusAnswer {
+                status: cluster.status(one).map_err(api_error)?,
+                local: cluster.local_state(one),
+            })
         }
         None => ok_json(&json!({ "Pins": cluster.statuses() })),
     }

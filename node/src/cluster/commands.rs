@@ -1,34 +1,23 @@
-//! The cluster's CLI commands the daemon answers over `api.sock` (forwarded from
-//! `distribute …`): `cluster peers|status|drain|leave` and `status <cid>`; cluster pins
-//! themselves go through the HTTP API (`super::api`). Also the `pin ls --cluster` lines. [`run`] returns `None` for commands that are not
-//! the cluster's, so the caller runs them as usual. Output text is built here; the JSON of
-//! `cluster status` is the API's.
+//! The text the CLI prints for the cluster's commands (`cluster peers|status|drain|leave`,
+//! `status <cid>`, `pin ls --cluster`), rendered from the answers of the HTTP API's
+//! `cluster/*` endpoints (`super::api`), so the text is built in one place. [`StatusAnswer`]
+//! is the single-CID `cluster/status` answer: the pin's status plus this node's own copy.
 
 use std::fmt::Write as _;
 
-use anyhow::Result;
+use serde::{Deserialize, Serialize};
 
-use super::service::Cluster;
+use super::service::{DrainView, PeersView};
 use super::status::{ClusterState, LocalState, PinStatus};
-use crate::cli::args::{ClusterCommand, Command, StatusArgs};
-use crate::content::cid::parse_cid_arg;
 
-/// Answer `command` if it is a cluster command; `None` otherwise.
-pub async fn run(cluster: Option<&Cluster>, command: &Command) -> Option<Result<String>> {
-    let Some(cluster) = cluster else {
-        return match command {
-            Command::Cluster(_) | Command::Status(_) => Some(Err(anyhow::anyhow!(
-                "this node is not in a cluster; start it with --cluster-secret-file"
-            ))),
-            _ => None,
-        };
-    };
-    let result = match command {
-        Command::Cluster(c) => cluster_command(cluster, c),
-        Command::Status(a) => status(cluster, a),
-        _ => return None,
-    };
-    Some(result)
+/// `cluster/status?arg=<cid>`: the pin's [`PinStatus`] and `Local`, the state of this
+/// node's copy (absent when it holds none).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusAnswer {
+    #[serde(flatten)]
+    pub status: PinStatus,
+    #[serde(rename = "Local")]
+    pub local: Option<LocalState>,
 }
 
 /// `pin ls --cluster` lines: CID, status, holders/target, name (or only CIDs).
@@ -52,66 +41,48 @@ pub fn render_list(pins: &[PinStatus], quiet: bool) -> String {
     out
 }
 
-fn cluster_command(cluster: &Cluster, c: &ClusterCommand) -> Result<String> {
-    match c {
-        ClusterCommand::Peers => {
-            let view = cluster.peers();
-            let mut out = String::new();
-            for p in &view.peers {
-                let me = if p.peer_id == view.self_id {
-                    " (self)"
-                } else {
-                    ""
-                };
-                writeln!(
-                    out,
-                    "{}{me}\t{}\t{}\t{}\t{}s",
-                    p.peer_id,
-                    serde_json::to_value(p.state)?.as_str().unwrap_or("?"),
-                    p.zone.as_deref().unwrap_or("-"),
-                    p.free_space,
-                    p.last_seen_secs
-                )?;
-            }
-            Ok(out)
-        }
-        ClusterCommand::Status { cid: Some(cid) } => {
-            let cid = parse_cid_arg(cid)?;
-            Ok(format!(
-                "{}\n",
-                serde_json::to_string_pretty(&cluster.status(&cid)?)?
-            ))
-        }
-        ClusterCommand::Status { cid: None } => {
-            let all = serde_json::json!({ "Pins": cluster.statuses() });
-            Ok(format!("{}\n", serde_json::to_string_pretty(&all)?))
-        }
-        ClusterCommand::Drain { peer } => {
-            let v = cluster.drain(peer)?;
-            Ok(if v.done {
-                format!("drained {}: no pin needs its copy any more\n", v.peer)
-            } else {
-                format!(
-                    "draining {}: {} pins still need its copy\n",
-                    v.peer, v.remaining
-                )
-            })
-        }
-        ClusterCommand::Leave => {
-            cluster.leave();
-            Ok("leaving the cluster: the node stops once its pins are held elsewhere\n".into())
-        }
+/// `cluster peers` lines: peer ID (marked `(self)`), state, zone, free space, last heard.
+pub fn render_peers(view: &PeersView) -> String {
+    let mut out = String::new();
+    for p in &view.peers {
+        let me = if p.peer_id == view.self_id {
+            " (self)"
+        } else {
+            ""
+        };
+        let state = serde_json::to_value(p.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "?".into());
+        let _ = writeln!(
+            out,
+            "{}{me}\t{state}\t{}\t{}\t{}s",
+            p.peer_id,
+            p.zone.as_deref().unwrap_or("-"),
+            p.free_space,
+            p.last_seen_secs
+        );
+    }
+    out
+}
+
+/// `cluster drain` line.
+pub fn render_drain(v: &DrainView) -> String {
+    if v.done {
+        format!("drained {}: no pin needs its copy any more\n", v.peer)
+    } else {
+        format!(
+            "draining {}: {} pins still need its copy\n",
+            v.peer, v.remaining
+        )
     }
 }
 
+/// `cluster leave` line.
+pub const LEAVING: &str = "leaving the cluster: the node stops once its pins are held elsewhere\n";
+
 fn yes_no(b: bool) -> &'static str {
     if b { "Yes" } else { "No" }
-}
-
-fn status(cluster: &Cluster, a: &StatusArgs) -> Result<String> {
-    let cid = parse_cid_arg(&a.cid)?;
-    let s = cluster.status(&cid)?;
-    Ok(render_status(&s, cluster.local_state(&cid), a.verbose))
 }
 
 /// `distribute status` text.

@@ -70,7 +70,7 @@ pub enum ClusterError {
 }
 
 /// `cluster peers` / `POST /api/v0/cluster/peers`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PeersView {
     #[serde(rename = "Self")]
@@ -78,7 +78,7 @@ pub struct PeersView {
     pub peers: Vec<PeerView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PeerView {
     pub peer_id: String,
@@ -90,7 +90,7 @@ pub struct PeerView {
 }
 
 /// `cluster drain` / `POST /api/v0/cluster/drain`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DrainView {
     pub peer: String,

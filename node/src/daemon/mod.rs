@@ -3,13 +3,12 @@
 //! [`run`] opens the repository (holding its lock for the daemon's life), loads the identity,
 //! builds the swarm and spawns its [`crate::net::EventLoop`], starts the Bitswap service
 //! over the repository's block store, connects to the bootstrap peers, announces content
-//! ([`provide`]), serves the local API on `<repo>/api.sock` ([`api`], [`ipc`]) and, when
-//! asked, metrics over HTTP ([`http`]) and the HTTP gateway ([`crate::gateway`]). The addresses it listens on are logged and written
-//! to `<repo>/node.json`. SIGTERM or SIGINT shut it down and remove the socket.
+//! ([`provide`]), serves the HTTP RPC API ([`crate::api`], its address in `<repo>/api`, which
+//! the CLI finds it by) and, when asked, metrics over HTTP ([`http`]) and the HTTP gateway
+//! ([`crate::gateway`]). The addresses it listens on are logged and written to
+//! `<repo>/node.json`. SIGTERM or SIGINT shut it down and remove both files.
 
 pub mod http;
-pub mod ipc;
-pub mod ipc_server;
 pub mod provide;
 pub mod source;
 
@@ -19,7 +18,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use prometheus_client::registry::Registry;
-use tokio::net::UnixListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::api::{self, Auth, NodeState};
@@ -73,6 +71,7 @@ async fn sample_store(repo: Arc<Repo>, metrics: Metrics) {
 
 async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
     let repo = Arc::new(Repo::open_or_init(path, args.blockstore)?);
+    remove_stale_files(path);
     let key = identity::load_or_create(path)?;
     let public_key = key.public();
     // Bind the API first: a bad --api fails the start before anything else runs.
@@ -121,10 +120,6 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
         tokio::spawn(http::serve(listener, Arc::new(registry), ready_rx));
     }
 
-    let socket = path.join(ipc::SOCKET_FILE);
-    let _ = std::fs::remove_file(&socket); // stale from a killed daemon; we hold the lock
-    let listener = UnixListener::bind(&socket)
-        .with_context(|| format!("binding the API socket {}", socket.display()))?;
     let (pins_changed, changed_rx) = mpsc::channel(16);
     let (full_tx, full_rx) = mpsc::channel(4);
     let gateway_bitswap = bitswap.clone();
@@ -151,7 +146,6 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
         pins_changed,
         cluster: cluster.clone(),
     });
-    tokio::spawn(ipc_server::serve(listener, Arc::clone(&state)));
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api_task = tokio::spawn(api::server::serve(
         api_listener,
@@ -183,7 +177,6 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
 
     // node.json follows the listen addresses; ready once there is one.
     let node_file = path.join(NODE_FILE);
-    let socket_text = socket.display().to_string();
     let api_url = format!("http://{api_addr}");
     tokio::spawn(async move {
         loop {
@@ -193,7 +186,6 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
                 let doc = serde_json::json!({
                     "peer_id": peer.to_string(),
                     "addrs": addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                    "api_socket": socket_text,
                     "api": api_url,
                     "gateway": gateway_url,
                 });
@@ -246,13 +238,26 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
     let _ = stop_api.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), api_task).await;
     bitswap.shutdown(Duration::from_secs(3)).await;
-    let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(path.join(NODE_FILE));
     let flush = tokio::task::spawn_blocking(move || repo.flush()).await;
     if let Ok(Err(e)) = flush {
         tracing::warn!(error = %e, "flushing the repository at shutdown failed");
     }
     Ok(())
+}
+
+/// Remove the `node.json` and `api` a daemon killed without cleanup (SIGKILL, power loss)
+/// left behind. Called holding the repository lock, so no live daemon owns them; until the
+/// new ones are written, clients find no API rather than a dead one (or another process
+/// that took its port).
+fn remove_stale_files(path: &Path) {
+    for name in [NODE_FILE, api::server::API_FILE] {
+        match std::fs::remove_file(path.join(name)) {
+            Ok(()) => tracing::info!(file = name, "removed a stale file of an earlier run"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(file = name, error = %e, "removing a stale file failed"),
+        }
+    }
 }
 
 /// The cluster settings from the node's flags; `None` without `--cluster-secret-file`.
