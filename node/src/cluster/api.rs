@@ -1,8 +1,8 @@
 //! The cluster's endpoints on the node's HTTP RPC API, registered over the node's own when
 //! it runs in a cluster: `pin/add` and `pin/rm` act on the cluster pinset (a `pin/rm` of a
 //! CID that is only pinned locally stays a local unpin), `cluster/status`, `cluster/peers`,
-//! `cluster/drain`, `cluster/leave`. Shapes are the brief's contract; the work is
-//! [`Cluster`]'s.
+//! `cluster/drain`, `cluster/leave`; and the IPFS Pinning Service API mounted at `/pins`
+//! ([`super::pinning_service`]). Shapes are the brief's contract; the work is [`Cluster`]'s.
 
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ pub fn commands(node: &Arc<NodeState>) -> Commands {
         commands.add("cluster/peers", node, peers);
         commands.add("cluster/drain", node, drain);
         commands.add("cluster/leave", node, leave);
+        commands.mount("/pins", node, super::pinning_service::mount);
     }
     commands
 }

@@ -195,7 +195,8 @@ impl Core {
         Some(self.status_with(cid, spec, &candidates, now))
     }
 
-    fn status_with(
+    /// [`Core::status`] with the candidates computed once for many pins.
+    pub fn status_with(
         &self,
         cid: &str,
         spec: &PinSpec,

@@ -59,6 +59,22 @@ pub struct Pinset {
     pub drains: BTreeMap<String, DrainEntry>,
 }
 
+/// The ID of the pin request an entry records: every member derives the same ID from the
+/// replicated entry (CID and stamp), and a new request for the CID (a new stamp) gets a new
+/// one. 128 bits of SHA-256, hex.
+pub fn request_id(cid: &str, stamp: &Stamp) -> String {
+    let mut hash = Sha256::new();
+    hash.update(b"distribute pin request\0");
+    hash.update(cid.as_bytes());
+    hash.update([0]);
+    hash.update(stamp.time.to_be_bytes());
+    hash.update(stamp.peer.as_bytes());
+    hash.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Keep the larger of two values under `key`; true when `map` changed.
 fn lww<V: Ord + Clone>(map: &mut BTreeMap<String, V>, key: &str, value: &V) -> bool {
     match map.get_mut(key) {

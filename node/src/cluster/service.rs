@@ -225,10 +225,11 @@ impl Cluster {
         max: Option<u32>,
         name: Option<String>,
     ) -> Result<(), ClusterError> {
-        self.pin_with(cid, min, max, name, None).await
+        self.pin_with(cid, min, max, name, None).await.map(|_| ())
     }
 
-    /// [`Cluster::pin`] with metadata (`None` keeps what an earlier pin of the CID had).
+    /// [`Cluster::pin`] with metadata (`None` keeps what an earlier pin of the CID had);
+    /// returns the stamp of the new entry (which names the pin request).
     pub async fn pin_with(
         &self,
         cid: &Cid,
@@ -236,7 +237,7 @@ impl Cluster {
         max: Option<u32>,
         name: Option<String>,
         metadata: Option<std::collections::BTreeMap<String, String>>,
-    ) -> Result<(), ClusterError> {
+    ) -> Result<super::pinset::Stamp, ClusterError> {
         let (min, max) = replication(min, max, self.inner.config.replication)?;
         let repo = Arc::clone(&self.inner.repo);
         let root = *cid;
@@ -262,7 +263,9 @@ impl Cluster {
             };
             core.add_pin(&text, spec, now_ms())
         };
-        self.commit_pin(text, entry)
+        let stamp = entry.stamp.clone();
+        self.commit_pin(text, entry)?;
+        Ok(stamp)
     }
 
     /// Remove `cid` from the cluster pinset; holders release it.
@@ -284,6 +287,26 @@ impl Cluster {
         self.broadcast(Message::Update(delta));
         self.inner.changed.notify_one();
         Ok(())
+    }
+
+    /// This node's listen addresses with its peer ID (the Pinning Service API's delegates).
+    pub async fn delegates(&self) -> Vec<String> {
+        let me = self.local_peer();
+        let addrs = self.inner.client.listen_addrs().await.unwrap_or_default();
+        addrs.iter().map(|a| format!("{a}/p2p/{me}")).collect()
+    }
+
+    /// Dial `addrs` in the background (a pin request's origins, which likely hold the DAG).
+    pub fn dial(&self, addrs: Vec<libp2p::Multiaddr>) {
+        for addr in addrs {
+            let client = self.inner.client.clone();
+            tokio::spawn(async move {
+                let dialed = tokio::time::timeout(Duration::from_secs(20), client.dial(addr));
+                if let Ok(Err(e)) = dialed.await {
+                    tracing::debug!(error = %e, "dialing a pin origin failed");
+                }
+            });
+        }
     }
 
     pub fn status(&self, cid: &Cid) -> Result<PinStatus, ClusterError> {
