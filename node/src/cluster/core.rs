@@ -6,6 +6,10 @@
 //! Allocation candidates are this node (unless leaving or drained) plus the members
 //! [`Members::candidates`] returns; every node computes the same allocation from the same
 //! pinset and membership, so there is no coordinator.
+//!
+//! Tombstone pruning (the rule is in [`super::pinset`]'s docs) is tracked here: a local
+//! `version` counts changes to the set, each tombstone remembers the version it arrived at,
+//! and each member the version at which its heartbeat digest last equalled ours.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -51,11 +55,28 @@ pub struct Core {
     local: BTreeMap<String, (LocalState, Option<String>)>,
     failed_at: HashMap<String, Instant>,
     retry_after: Duration,
+    /// Bumped on every change of the pinset.
+    version: u64,
+    /// Tombstones, with the version at which each arrived.
+    tomb_since: HashMap<String, u64>,
+    /// Per member: our version when its heartbeat digest last equalled ours.
+    acks: HashMap<String, u64>,
+    tombstone_ttl_ms: u64,
 }
+
+/// Default time a tombstone is kept at least (24 h).
+pub const TOMBSTONE_TTL: Duration = Duration::from_secs(24 * 3600);
 
 impl Core {
     pub fn new(me: SelfInfo, pinset: Pinset, timing: Timing, retry_after: Duration) -> Self {
         let clock = Clock::new(me.peer.clone(), pinset.max_time());
+        // After a restart every tombstone needs fresh acknowledgements.
+        let tomb_since = pinset
+            .pins
+            .iter()
+            .filter(|(_, e)| e.pin.is_none())
+            .map(|(cid, _)| (cid.clone(), 1))
+            .collect();
         Self {
             me,
             digest: pinset.digest(),
@@ -65,7 +86,38 @@ impl Core {
             local: BTreeMap::new(),
             failed_at: HashMap::new(),
             retry_after,
+            version: 1,
+            tomb_since,
+            acks: HashMap::new(),
+            tombstone_ttl_ms: duration_ms(TOMBSTONE_TTL),
         }
+    }
+
+    /// How long a tombstone is kept at least.
+    pub fn set_tombstone_ttl(&mut self, ttl: Duration) {
+        self.tombstone_ttl_ms = duration_ms(ttl);
+    }
+
+    /// Record that the entry of `cid` changed to `entry`.
+    fn changed(&mut self, cid: &str, entry: &Entry) {
+        self.version += 1;
+        if entry.pin.is_none() {
+            self.tomb_since.insert(cid.to_owned(), self.version);
+        } else {
+            self.tomb_since.remove(cid);
+        }
+    }
+
+    /// Merge one pin entry, refusing one at or below the horizon for a key we do not hold.
+    fn merge_one(&mut self, cid: &str, entry: &Entry) -> bool {
+        if entry.stamp.time <= self.pinset.horizon && !self.pinset.pins.contains_key(cid) {
+            return false;
+        }
+        if !self.pinset.merge_pin_tracked(cid, entry, &mut self.digest) {
+            return false;
+        }
+        self.changed(cid, entry);
+        true
     }
 
     pub fn pinset(&self) -> &Pinset {
@@ -82,7 +134,7 @@ impl Core {
             stamp: self.clock.stamp(now_ms),
             pin: Some(spec),
         };
-        self.pinset.merge_pin_tracked(cid, &entry, &mut self.digest);
+        self.merge_one(cid, &entry);
         entry
     }
 
@@ -93,7 +145,7 @@ impl Core {
             stamp: self.clock.stamp(now_ms),
             pin: None,
         };
-        self.pinset.merge_pin_tracked(cid, &entry, &mut self.digest);
+        self.merge_one(cid, &entry);
         Some(entry)
     }
 
@@ -103,8 +155,12 @@ impl Core {
             stamp: self.clock.stamp(now_ms),
             draining,
         };
-        self.pinset
-            .merge_drain_tracked(peer, &entry, &mut self.digest);
+        if self
+            .pinset
+            .merge_drain_tracked(peer, &entry, &mut self.digest)
+        {
+            self.version += 1;
+        }
         entry
     }
 
@@ -113,22 +169,87 @@ impl Core {
         self.clock.observe(other.max_time());
         let mut delta = Pinset::default();
         for (cid, e) in &other.pins {
-            if self.pinset.merge_pin_tracked(cid, e, &mut self.digest) {
+            if self.merge_one(cid, e) {
                 delta.pins.insert(cid.clone(), e.clone());
             }
         }
         for (peer, e) in &other.drains {
             if self.pinset.merge_drain_tracked(peer, e, &mut self.digest) {
+                self.version += 1;
                 delta.drains.insert(peer.clone(), e.clone());
             }
         }
         delta
     }
 
+    /// Merge a member's whole pinset (the answer to a pull): [`Core::merge`], then drop our
+    /// entries at or below its horizon that it lacks (it pruned them) and take its horizon.
+    /// Returns the changed entries and the CIDs whose entry was dropped (both to persist).
+    pub fn merge_state(&mut self, state: &Pinset) -> (Pinset, Vec<String>) {
+        let mut delta = self.merge(state);
+        let mut dropped = Vec::new();
+        if state.horizon > self.pinset.horizon {
+            let stale: Vec<String> = self
+                .pinset
+                .pins
+                .iter()
+                .filter(|(cid, e)| e.stamp.time <= state.horizon && !state.pins.contains_key(*cid))
+                .map(|(cid, _)| cid.clone())
+                .collect();
+            for cid in stale {
+                self.pinset.remove_tracked(&cid, &mut self.digest);
+                self.tomb_since.remove(&cid);
+                self.version += 1;
+                delta.pins.remove(&cid);
+                dropped.push(cid);
+            }
+            self.pinset.horizon = state.horizon;
+            delta.horizon = state.horizon;
+        }
+        (delta, dropped)
+    }
+
+    /// Drop the tombstones older than the TTL that every known member has acknowledged;
+    /// returns their CIDs (to delete from the store; [`Core::horizon`] to persist).
+    pub fn prune_tombstones(&mut self, now_ms: u64) -> Vec<String> {
+        let members: Vec<&str> = self.members.peers().collect();
+        let acked = |since: u64| {
+            members
+                .iter()
+                .all(|p| self.acks.get(*p).is_some_and(|v| *v >= since))
+        };
+        let due: Vec<String> = self
+            .tomb_since
+            .iter()
+            .filter(|(cid, since)| {
+                self.pinset.pins.get(*cid).is_some_and(|e| {
+                    e.pin.is_none() && e.stamp.time.saturating_add(self.tombstone_ttl_ms) <= now_ms
+                }) && acked(**since)
+            })
+            .map(|(cid, _)| cid.clone())
+            .collect();
+        for cid in &due {
+            self.tomb_since.remove(cid);
+            if let Some(old) = self.pinset.remove_tracked(cid, &mut self.digest) {
+                self.pinset.horizon = self.pinset.horizon.max(old.stamp.time);
+                self.version += 1;
+            }
+        }
+        due
+    }
+
+    /// The largest stamp time of a pruned tombstone (see [`super::pinset`]).
+    pub fn horizon(&self) -> u64 {
+        self.pinset.horizon
+    }
+
     /// Record a member's heartbeat. Returns whether we should pull its full state (digests
     /// differ).
     pub fn observe(&mut self, hb: Heartbeat, now: Instant) -> bool {
         let differs = hb.digest != self.digest_hex();
+        if !differs {
+            self.acks.insert(hb.peer.clone(), self.version);
+        }
         self.members.observe(hb, now);
         differs
     }
@@ -315,6 +436,10 @@ impl Core {
     }
 }
 
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -356,6 +481,8 @@ mod tests {
         nodes: Vec<Core>,
         up: Vec<bool>,
         now: Instant,
+        /// Wall clock, milliseconds.
+        ms: u64,
     }
 
     impl Sim {
@@ -364,6 +491,7 @@ mod tests {
                 nodes: (0..n).map(|i| core(&format!("n{i}"))).collect(),
                 up: vec![true; n],
                 now: Instant::now(),
+                ms: 1_000,
             }
         }
 
@@ -371,6 +499,7 @@ mod tests {
         /// (pins complete at once).
         fn round(&mut self) {
             self.now += Duration::from_secs(1);
+            self.ms += 1_000;
             let n = self.nodes.len();
             for i in 0..n {
                 for j in 0..n {
@@ -378,8 +507,14 @@ mod tests {
                         let h = hb(&self.nodes[i]);
                         let set = self.nodes[i].pinset().clone();
                         self.nodes[j].observe(h, self.now);
-                        self.nodes[j].merge(&set);
+                        self.nodes[j].merge_state(&set);
                     }
+                }
+            }
+            for i in 0..n {
+                if self.up[i] {
+                    let ms = self.ms;
+                    self.nodes[i].prune_tombstones(ms);
                 }
             }
             for i in 0..n {
@@ -509,5 +644,94 @@ mod tests {
         assert!(big.error.unwrap().contains("replication-min 5"));
         let ok = sim.nodes[2].status("ok", now).unwrap();
         assert_eq!(ok.status, super::super::status::ClusterState::Pinned);
+    }
+
+    #[test]
+    fn a_pruned_tombstone_does_not_let_a_stale_member_resurrect_the_pin() {
+        let mut sim = Sim::new(3);
+        for node in &mut sim.nodes {
+            node.set_tombstone_ttl(Duration::from_secs(5));
+        }
+        sim.round();
+        let ms = sim.ms;
+        sim.nodes[0].add_pin("cid", spec(1), ms);
+        sim.round();
+        sim.round();
+        assert!(sim.nodes.iter().all(|n| n.pinset().get("cid").is_some()));
+
+        // Node 2 is cut off holding the live entry; the pin is removed meanwhile.
+        sim.up[2] = false;
+        let ms = sim.ms;
+        sim.nodes[1].remove_pin("cid", ms).unwrap();
+        for _ in 0..10 {
+            sim.round();
+        }
+        for i in [0, 1] {
+            assert!(
+                sim.nodes[i].pinset().pins.contains_key("cid"),
+                "a down member that is still known keeps the tombstone alive"
+            );
+        }
+
+        // Node 2 is forgotten: the tombstone is past its TTL and acknowledged by every
+        // member left, so it goes.
+        for i in [0, 1] {
+            let now = sim.now;
+            sim.nodes[i]
+                .members_mut()
+                .expire(now, Duration::from_secs(3));
+        }
+        sim.round();
+        for i in [0, 1] {
+            assert!(!sim.nodes[i].pinset().pins.contains_key("cid"), "pruned");
+            assert!(sim.nodes[i].horizon() > 0);
+        }
+        assert!(sim.nodes[2].pinset().get("cid").is_some(), "still stale");
+
+        // Node 2 returns: anti-entropy from it cannot bring the pin back, and it drops its
+        // stale entry once it merges a pruned state.
+        sim.up[2] = true;
+        let stale = sim.nodes[2].pinset().clone();
+        assert!(sim.nodes[0].merge_state(&stale).0.pins.is_empty());
+        assert!(sim.nodes[0].merge(&stale).pins.is_empty(), "nor as a delta");
+        for _ in 0..3 {
+            sim.round();
+        }
+        for node in &sim.nodes {
+            assert!(node.pinset().get("cid").is_none(), "{}", node.me.peer);
+            assert_eq!(node.digest_hex(), sim.nodes[0].digest_hex(), "converged");
+        }
+        assert!(sim.holders("cid").is_empty());
+
+        // The CID can be pinned again: new stamps are above the horizon.
+        let ms = sim.ms;
+        sim.nodes[2].add_pin("cid", spec(1), ms);
+        sim.round();
+        sim.round();
+        assert!(sim.nodes.iter().all(|n| n.pinset().get("cid").is_some()));
+        assert_eq!(sim.holders("cid").len(), 1);
+    }
+
+    #[test]
+    fn tombstones_wait_for_the_ttl_and_every_acknowledgement() {
+        let mut sim = Sim::new(2);
+        for node in &mut sim.nodes {
+            node.set_tombstone_ttl(Duration::from_secs(30));
+        }
+        sim.round();
+        let ms = sim.ms;
+        sim.nodes[0].add_pin("cid", spec(1), ms);
+        sim.round();
+        let ms = sim.ms;
+        sim.nodes[0].remove_pin("cid", ms).unwrap();
+        for _ in 0..20 {
+            sim.round();
+        }
+        assert!(sim.nodes[0].pinset().pins.contains_key("cid"), "younger than the TTL");
+        for _ in 0..15 {
+            sim.round();
+        }
+        assert!(sim.nodes.iter().all(|n| !n.pinset().pins.contains_key("cid")));
+        assert_eq!(sim.nodes[0].digest_hex(), sim.nodes[1].digest_hex());
     }
 }

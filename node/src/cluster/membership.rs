@@ -151,6 +151,11 @@ impl Members {
             .collect()
     }
 
+    /// Every member's peer ID, down ones included until they are forgotten.
+    pub fn peers(&self) -> impl Iterator<Item = &str> {
+        self.members.keys().map(String::as_str)
+    }
+
     pub fn is_member(&self, peer: &str) -> bool {
         self.members.contains_key(peer)
     }

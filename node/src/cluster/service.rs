@@ -43,6 +43,8 @@ pub struct ClusterConfig {
     pub scrub_rate: u64,
     /// Pause between scrub passes.
     pub scrub_interval: Duration,
+    /// A removal's tombstone is kept at least this long (see [`super::pinset`]).
+    pub tombstone_ttl: Duration,
 }
 
 impl ClusterConfig {
@@ -169,6 +171,7 @@ impl Cluster {
             rereplicate_after: config.rereplicate_after,
         };
         let mut core = Core::new(me, pinset, timing, config.heartbeat_timeout);
+        core.set_tombstone_ttl(config.tombstone_ttl);
         let now = Instant::now();
         for cid in store.held()? {
             core.set_local(&cid, LocalState::Pinned, None, now);

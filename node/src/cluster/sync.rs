@@ -9,6 +9,7 @@
 //!   at the addresses they announced, so a partition heals by itself.
 //! - Updates (pin, unpin, drain) are pushed to every member at once; anti-entropy catches any
 //!   that were lost.
+//! - Each heartbeat round first prunes the tombstones that may go (see [`super::pinset`]).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -99,13 +100,56 @@ impl Cluster {
         Ok(())
     }
 
-    /// Merge a pinset (delta or full) from a member and persist what changed.
+    /// Merge a pinset delta from a member and persist what changed.
     fn merge(&self, other: &super::pinset::Pinset) {
         let delta = self.core().merge(other);
-        if delta.pins.is_empty() && delta.drains.is_empty() {
+        self.persist(&delta, &[]);
+    }
+
+    /// Merge a member's full pinset (a pull's answer) and persist what changed.
+    fn merge_state(&self, state: &super::pinset::Pinset) {
+        let (delta, dropped) = self.core().merge_state(state);
+        self.persist(&delta, &dropped);
+    }
+
+    /// Drop the tombstones that may go, and persist that.
+    fn prune(&self) {
+        let (pruned, horizon) = {
+            let mut core = self.core();
+            let pruned = core.prune_tombstones(super::service::now_ms());
+            (pruned, core.horizon())
+        };
+        if pruned.is_empty() {
+            return;
+        }
+        let delta = super::pinset::Pinset {
+            horizon,
+            ..Default::default()
+        };
+        self.persist(&delta, &pruned);
+        tracing::debug!(pruned = pruned.len(), horizon, "tombstones pruned");
+    }
+
+    /// Persist changed entries, dropped entries and a raised horizon.
+    fn persist(&self, delta: &super::pinset::Pinset, dropped: &[String]) {
+        if delta.pins.is_empty()
+            && delta.drains.is_empty()
+            && dropped.is_empty()
+            && delta.horizon == 0
+        {
             return;
         }
         let mut failed = None;
+        for cid in dropped {
+            if let Err(e) = self.inner.store.remove_pin(cid) {
+                failed = Some(e);
+            }
+        }
+        if delta.horizon > 0
+            && let Err(e) = self.inner.store.set_horizon(delta.horizon)
+        {
+            failed = Some(e);
+        }
         for (cid, e) in &delta.pins {
             if let Err(e) = self.inner.store.put_pin(cid, e) {
                 failed = Some(e);
@@ -130,7 +174,7 @@ impl Cluster {
     /// Anti-entropy: fetch `peer`'s whole pinset and merge it.
     async fn pull(&self, peer: PeerId) {
         match self.exchange(peer, Message::Pull, true).await {
-            Ok(Some(Message::State(state))) => self.merge(&state),
+            Ok(Some(Message::State(state))) => self.merge_state(&state),
             Ok(_) => tracing::debug!(%peer, "pull answered with something else"),
             Err(e) => tracing::debug!(%peer, error = %e, "pull failed"),
         }
@@ -219,6 +263,7 @@ impl Cluster {
                 () = self.inner.beat_now.notified() => {}
             }
             round += 1;
+            self.prune();
             if round % 20 == 1 {
                 let path = self.inner.repo.path().to_owned();
                 if let Ok(free) = tokio::task::spawn_blocking(move || free_space(path)).await {
