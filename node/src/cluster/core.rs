@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use super::allocation::{Candidate, allocate};
-use super::membership::{Heartbeat, MemberState, Members, Timing};
+use super::membership::{
+    Heartbeat, MAX_HELD_DELTA, MAX_STATES, MemberState, Members, Timing, held_hash, xor,
+};
 use super::pinset::{Clock, DrainEntry, Entry, PinSpec, Pinset};
 use super::status::{LocalState, PeerReport, PinStatus, aggregate, may_release};
 
@@ -62,6 +64,14 @@ pub struct Core {
     /// Per member: our version when its heartbeat digest last equalled ours.
     acks: HashMap<String, u64>,
     tombstone_ttl_ms: u64,
+    /// Count and digest of the CIDs held pinned here, and their changes since the last
+    /// heartbeat (see [`super::membership`]).
+    held_count: u64,
+    held_digest: [u8; 32],
+    held_added: Vec<String>,
+    held_removed: Vec<String>,
+    /// Members whose held set is being pulled.
+    held_pulls: std::collections::HashSet<String>,
 }
 
 /// Default time a tombstone is kept at least (24 h).
@@ -90,6 +100,11 @@ impl Core {
             tomb_since,
             acks: HashMap::new(),
             tombstone_ttl_ms: duration_ms(TOMBSTONE_TTL),
+            held_count: 0,
+            held_digest: [0; 32],
+            held_added: Vec::new(),
+            held_removed: Vec::new(),
+            held_pulls: std::collections::HashSet::new(),
         }
     }
 
@@ -262,8 +277,15 @@ impl Core {
         &mut self.members
     }
 
-    /// Our heartbeat.
-    pub fn heartbeat(&self) -> Heartbeat {
+    /// Our heartbeat; it carries the held-set changes since the previous one.
+    pub fn heartbeat(&mut self) -> Heartbeat {
+        let states = self
+            .local
+            .iter()
+            .filter(|(_, (state, _))| *state != LocalState::Pinned)
+            .take(MAX_STATES)
+            .map(|(cid, s)| (cid.clone(), s.clone()))
+            .collect();
         Heartbeat {
             peer: self.me.peer.clone(),
             addrs: self.me.addrs.clone(),
@@ -271,8 +293,47 @@ impl Core {
             free_space: self.me.free_space,
             leaving: self.me.leaving,
             digest: self.digest_hex(),
-            states: self.local.clone(),
+            states,
+            held_count: self.held_count,
+            held_digest: self.held_digest.iter().map(|b| format!("{b:02x}")).collect(),
+            held_added: std::mem::take(&mut self.held_added),
+            held_removed: std::mem::take(&mut self.held_removed),
             known: self.members.addresses(),
+        }
+    }
+
+    /// The CIDs held pinned here (the answer to a held-set pull).
+    pub fn held_cids(&self) -> Vec<String> {
+        self.local
+            .iter()
+            .filter(|(_, (state, _))| *state == LocalState::Pinned)
+            .map(|(cid, _)| cid.clone())
+            .collect()
+    }
+
+    /// Note that `peer`'s held set is being pulled; false when a pull is already running.
+    pub fn start_held_pull(&mut self, peer: &str) -> bool {
+        self.held_pulls.insert(peer.to_owned())
+    }
+
+    pub fn end_held_pull(&mut self, peer: &str) {
+        self.held_pulls.remove(peer);
+    }
+
+    /// `cid` entered (`held`) or left the set held pinned here.
+    fn toggle_held(&mut self, cid: &str, held: bool) {
+        xor(&mut self.held_digest, &held_hash(cid));
+        let (to, other) = if held {
+            self.held_count += 1;
+            (&mut self.held_added, &mut self.held_removed)
+        } else {
+            self.held_count = self.held_count.saturating_sub(1);
+            (&mut self.held_removed, &mut self.held_added)
+        };
+        other.retain(|c| c != cid);
+        // Past the bound receivers find a digest mismatch and pull the whole set.
+        if to.len() < MAX_HELD_DELTA {
+            to.push(cid.to_owned());
         }
     }
 
@@ -348,10 +409,18 @@ impl Core {
         } else {
             self.failed_at.remove(cid);
         }
+        let was = self.local_state(cid) == Some(LocalState::Pinned);
+        let is = state == LocalState::Pinned;
+        if was != is {
+            self.toggle_held(cid, is);
+        }
         self.local.insert(cid.to_owned(), (state, error));
     }
 
     pub fn forget_local(&mut self, cid: &str) {
+        if self.local_state(cid) == Some(LocalState::Pinned) {
+            self.toggle_held(cid, false);
+        }
         self.local.remove(cid);
         self.failed_at.remove(cid);
     }
@@ -445,6 +514,7 @@ fn duration_ms(d: Duration) -> u64 {
 mod tests {
     use std::collections::BTreeMap;
 
+    use super::super::membership::HeldSet;
     use super::*;
 
     const T: Timing = Timing {
@@ -472,9 +542,6 @@ mod tests {
         Core::new(me, Pinset::default(), T, Duration::from_secs(1))
     }
 
-    fn hb(c: &Core) -> Heartbeat {
-        c.heartbeat()
-    }
 
     /// Five simulated nodes exchanging heartbeats and states in memory.
     struct Sim {
@@ -502,11 +569,19 @@ mod tests {
             self.ms += 1_000;
             let n = self.nodes.len();
             for i in 0..n {
+                if !self.up[i] {
+                    continue;
+                }
+                let h = self.nodes[i].heartbeat();
+                let set = self.nodes[i].pinset().clone();
+                let peer = h.peer.clone();
                 for j in 0..n {
-                    if i != j && self.up[i] && self.up[j] {
-                        let h = hb(&self.nodes[i]);
-                        let set = self.nodes[i].pinset().clone();
-                        self.nodes[j].observe(h, self.now);
+                    if i != j && self.up[j] {
+                        self.nodes[j].observe(h.clone(), self.now);
+                        if !self.nodes[j].members().held_in_sync(&peer) {
+                            let held = HeldSet::from_cids(self.nodes[i].held_cids());
+                            self.nodes[j].members_mut().set_held(&peer, held);
+                        }
                         self.nodes[j].merge_state(&set);
                     }
                 }
@@ -733,5 +808,48 @@ mod tests {
         }
         assert!(sim.nodes.iter().all(|n| !n.pinset().pins.contains_key("cid")));
         assert_eq!(sim.nodes[0].digest_hex(), sim.nodes[1].digest_hex());
+    }
+
+    #[test]
+    fn a_heartbeat_of_ten_thousand_pins_is_small() {
+        let mut node = core("n0");
+        let now = Instant::now();
+        for i in 0..10_000 {
+            let cid = format!("bafkreih{i:052}");
+            node.set_local(&cid, LocalState::Pinned, None, now);
+        }
+        node.set_local("bafkreipending", LocalState::Pinning, None, now);
+        let secret = super::super::wire::Secret::from_file_text(b"k").unwrap();
+        let size = |hb: Heartbeat| {
+            super::super::wire::encode(&secret, "n0", &super::super::wire::Message::Heartbeat(hb))
+                .unwrap()
+                .len()
+        };
+        let first = node.heartbeat();
+        assert_eq!(first.held_count, 10_000);
+        assert_eq!(first.held_added.len(), MAX_HELD_DELTA);
+        assert!(size(first) < 12 * 1024, "changes are bounded");
+        let steady = node.heartbeat();
+        assert_eq!(steady.states.len(), 1, "only the copy not in steady state");
+        assert!(steady.held_added.is_empty());
+        let bytes = size(steady);
+        assert!(bytes < 2 * 1024, "a steady 10k-pin heartbeat is {bytes} bytes");
+
+        // A receiver that missed the changes pulls the set, then follows the deltas.
+        let mut other = core("n1");
+        let hb = node.heartbeat();
+        other.observe(hb, now);
+        assert!(!other.members().held_in_sync("n0"));
+        other
+            .members_mut()
+            .set_held("n0", HeldSet::from_cids(node.held_cids()));
+        assert!(other.members().held_in_sync("n0"));
+        node.forget_local(&format!("bafkreih{:052}", 7));
+        node.set_local("bafkreipending", LocalState::Pinned, None, now);
+        let hb = node.heartbeat();
+        assert_eq!((hb.held_added.len(), hb.held_removed.len()), (1, 1));
+        other.observe(hb, now);
+        assert!(other.members().held_in_sync("n0"));
+        assert_eq!(other.reports("bafkreipending", now)[0].state, LocalState::Pinned);
     }
 }

@@ -3,7 +3,8 @@
 //! - Accepting: every inbound cluster stream carries one authenticated message from the peer
 //!   the connection authenticated. A heartbeat updates membership and, when its pinset digest
 //!   differs from ours, starts a full-state pull from that peer; an update is merged; a pull
-//!   is answered with our whole pinset.
+//!   is answered with our whole pinset. When the heartbeat's held-set count and digest do not
+//!   match our copy of that member's held set, the set is pulled (`PullHeld` → `Held`).
 //! - Heartbeats go to every member and every connected peer (a peer without the secret simply
 //!   does not speak the protocol) each interval. Members that are not connected are redialed
 //!   at the addresses they announced, so a partition heals by itself.
@@ -72,20 +73,26 @@ impl Cluster {
                     return Ok(());
                 }
                 let known = hb.known.clone();
-                let pull = {
+                let (pull, pull_held) = {
                     let mut core = self.core();
                     let was_member = core.members().is_member(&sender);
                     let differs = core.observe(hb, Instant::now());
                     if !was_member {
                         tracing::info!(%peer, "cluster member joined");
                     }
-                    differs
+                    let held = !core.members().held_in_sync(&sender)
+                        && core.start_held_pull(&sender);
+                    (differs, held)
                 };
                 self.inner.changed.notify_one();
                 self.contact(known);
                 if pull {
                     let this = self.clone();
                     tokio::spawn(async move { this.pull(peer).await });
+                }
+                if pull_held {
+                    let this = self.clone();
+                    tokio::spawn(async move { this.pull_held(peer).await });
                 }
             }
             Message::Update(delta) => self.merge(&delta),
@@ -94,7 +101,12 @@ impl Cluster {
                 let me = self.local_peer();
                 write_message(&mut stream, &self.inner.secret, &me, &Message::State(state)).await?;
             }
-            Message::State(_) => {}
+            Message::PullHeld => {
+                let held = self.core().held_cids();
+                let me = self.local_peer();
+                write_message(&mut stream, &self.inner.secret, &me, &Message::Held(held)).await?;
+            }
+            Message::State(_) | Message::Held(_) => {}
         }
         let _ = stream.close().await;
         Ok(())
@@ -177,6 +189,24 @@ impl Cluster {
             Ok(Some(Message::State(state))) => self.merge_state(&state),
             Ok(_) => tracing::debug!(%peer, "pull answered with something else"),
             Err(e) => tracing::debug!(%peer, error = %e, "pull failed"),
+        }
+    }
+
+    /// Fetch the CIDs `peer` holds pinned and keep them as its held set.
+    async fn pull_held(&self, peer: PeerId) {
+        let answer = self.exchange(peer, Message::PullHeld, true).await;
+        let sender = peer.to_string();
+        let mut core = self.core();
+        core.end_held_pull(&sender);
+        match answer {
+            Ok(Some(Message::Held(cids))) => {
+                let held = super::membership::HeldSet::from_cids(cids);
+                core.members_mut().set_held(&sender, held);
+                drop(core);
+                self.inner.changed.notify_one();
+            }
+            Ok(_) => tracing::debug!(%peer, "held pull answered with something else"),
+            Err(e) => tracing::debug!(%peer, error = %e, "held pull failed"),
         }
     }
 
