@@ -50,7 +50,7 @@ impl Members {
         }
         for (i, d) in nodes.iter().enumerate() {
             wait_for(&format!("node {i} to see {n} members"), CONVERGE, || {
-                let out = d.node.run(&["cluster", "peers"]).ok().stdout;
+                let out = cli(d, &["cluster", "peers"]);
                 out.matches("\talive\t").count() == n
             });
         }
@@ -64,15 +64,29 @@ impl Members {
     fn holders(&self, cid: &str) -> usize {
         self.nodes
             .iter()
-            .filter(|d| {
-                d.node
-                    .run(&["pin", "ls", "-t", "recursive", "-q"])
-                    .ok()
-                    .stdout
-                    .contains(cid)
-            })
+            .filter(|d| cli(d, &["pin", "ls", "-t", "recursive", "-q"]).contains(cid))
             .count()
     }
+}
+
+/// The CLI against a member's daemon, with the API token.
+fn cli(d: &Daemon, args: &[&str]) -> String {
+    let out = d
+        .node
+        .command(args)
+        .env("DISTRIBUTE_API_TOKEN", TOKEN)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `add -Q --pin=false` through a member.
+fn add(d: &Daemon, path: &str) -> String {
+    cli(d, &["add", "-Q", "--pin=false", path])
+        .trim()
+        .to_owned()
 }
 
 /// One call to the Pinning Service API: status and JSON body (`Null` when empty).
@@ -177,13 +191,25 @@ fn pinning_service_api_over_http_on_a_cluster() {
         400,
         "BAD_REQUEST",
     );
-    assert_error(ok(&base, "GET", "/pins?limit=1001", None), 400, "BAD_REQUEST");
-    assert_error(ok(&base, "GET", "/pins?status=gone", None), 400, "BAD_REQUEST");
+    assert_error(
+        ok(&base, "GET", "/pins?limit=1001", None),
+        400,
+        "BAD_REQUEST",
+    );
+    assert_error(
+        ok(&base, "GET", "/pins?status=gone", None),
+        400,
+        "BAD_REQUEST",
+    );
     let unknown = "/pins/00000000000000000000000000000000";
     assert_error(ok(&base, "GET", unknown, None), 404, "NOT_FOUND");
     assert_error(ok(&base, "DELETE", unknown, None), 404, "NOT_FOUND");
     let huge = json!({"cid": "x", "name": "n".repeat(100 << 10)});
-    assert_error(ok(&base, "POST", "/pins", Some(&huge)), 413, "PAYLOAD_TOO_LARGE");
+    assert_error(
+        ok(&base, "POST", "/pins", Some(&huge)),
+        413,
+        "PAYLOAD_TOO_LARGE",
+    );
 
     // A pin whose data no member has yet: queued (or being fetched), not listed as pinned.
     let offline = Node::new();
@@ -223,7 +249,7 @@ fn pinning_service_api_over_http_on_a_cluster() {
 
     // The data appears on a member: the holders fetch it and the request becomes pinned.
     let file = m.nodes[1].node.write("a.bin", &data_a);
-    assert_eq!(m.nodes[1].node.add(&file, &["--pin=false"]), cid_a);
+    assert_eq!(add(&m.nodes[1], &file), cid_a);
     wait_for("request A pinned on 2 holders", CONVERGE, || {
         let (_, s) = ok(&base, "GET", &format!("/pins/{id_a}"), None);
         s["status"] == "pinned" && s["info"]["holders"] == "2"
@@ -235,7 +261,7 @@ fn pinning_service_api_over_http_on_a_cluster() {
 
     // A second pin, made later through another member.
     let file_b = m.nodes[2].node.write("b.txt", b"a cat picture, believe it");
-    let cid_b = m.nodes[2].node.add(&file_b, &["--pin=false"]);
+    let cid_b = add(&m.nodes[2], &file_b);
     let (status, b) = ok(
         &other,
         "POST",
@@ -288,7 +314,7 @@ fn pinning_service_api_over_http_on_a_cluster() {
 
     // Replace A with new content C: a new request ID; A leaves the cluster, C gets pinned.
     let file_c = m.nodes[0].node.write("c.bin", &gen_bytes(72, 200 << 10));
-    let cid_c = m.nodes[0].node.add(&file_c, &["--pin=false"]);
+    let cid_c = add(&m.nodes[0], &file_c);
     let (status, c) = ok(
         &base,
         "POST",
@@ -298,8 +324,12 @@ fn pinning_service_api_over_http_on_a_cluster() {
     assert_eq!(status, 202, "{c}");
     let id_c = c["requestid"].as_str().unwrap().to_owned();
     assert_ne!(id_c, id_a);
-    assert_error(ok(&base, "GET", &format!("/pins/{id_a}"), None), 404, "NOT_FOUND");
-    let cluster_pins = m.nodes[0].node.run(&["pin", "ls", "--cluster"]).ok().stdout;
+    assert_error(
+        ok(&base, "GET", &format!("/pins/{id_a}"), None),
+        404,
+        "NOT_FOUND",
+    );
+    let cluster_pins = cli(&m.nodes[0], &["pin", "ls", "--cluster"]);
     assert!(!cluster_pins.contains(&cid_a), "{cluster_pins}");
     wait_for("C pinned and A released", CONVERGE, || {
         let (_, s) = ok(&base, "GET", &format!("/pins/{id_c}"), None);
@@ -316,12 +346,20 @@ fn pinning_service_api_over_http_on_a_cluster() {
     assert_eq!(status, 202, "{b2}");
     assert_ne!(b2["requestid"], id_b.as_str());
     assert_eq!(b2["pin"]["name"], "Dog Picture");
-    assert_error(ok(&base, "GET", &format!("/pins/{id_b}"), None), 404, "NOT_FOUND");
+    assert_error(
+        ok(&base, "GET", &format!("/pins/{id_b}"), None),
+        404,
+        "NOT_FOUND",
+    );
 
     // Delete C: gone from the API and from every holder.
     let (status, body) = ok(&base, "DELETE", &format!("/pins/{id_c}"), None);
     assert_eq!((status, body), (202, Value::Null));
-    assert_error(ok(&base, "GET", &format!("/pins/{id_c}"), None), 404, "NOT_FOUND");
+    assert_error(
+        ok(&base, "GET", &format!("/pins/{id_c}"), None),
+        404,
+        "NOT_FOUND",
+    );
     wait_for("C released everywhere", CONVERGE, || m.holders(&cid_c) == 0);
 
     // A client written from the spec alone (Python stdlib) against another member.
@@ -334,7 +372,7 @@ fn pinning_service_api_over_http_on_a_cluster() {
         return;
     }
     let file_d = m.nodes[1].node.write("d.txt", b"python client content");
-    let cid_d = m.nodes[1].node.add(&file_d, &["--pin=false"]);
+    let cid_d = add(&m.nodes[1], &file_d);
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/pinning-service-client/client.py");
     let out = std::process::Command::new("python3")

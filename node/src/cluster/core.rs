@@ -295,7 +295,11 @@ impl Core {
             digest: self.digest_hex(),
             states,
             held_count: self.held_count,
-            held_digest: self.held_digest.iter().map(|b| format!("{b:02x}")).collect(),
+            held_digest: self
+                .held_digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
             held_added: std::mem::take(&mut self.held_added),
             held_removed: std::mem::take(&mut self.held_removed),
             known: self.members.addresses(),
@@ -541,7 +545,6 @@ mod tests {
         };
         Core::new(me, Pinset::default(), T, Duration::from_secs(1))
     }
-
 
     /// Five simulated nodes exchanging heartbeats and states in memory.
     struct Sim {
@@ -802,11 +805,18 @@ mod tests {
         for _ in 0..20 {
             sim.round();
         }
-        assert!(sim.nodes[0].pinset().pins.contains_key("cid"), "younger than the TTL");
+        assert!(
+            sim.nodes[0].pinset().pins.contains_key("cid"),
+            "younger than the TTL"
+        );
         for _ in 0..15 {
             sim.round();
         }
-        assert!(sim.nodes.iter().all(|n| !n.pinset().pins.contains_key("cid")));
+        assert!(
+            sim.nodes
+                .iter()
+                .all(|n| !n.pinset().pins.contains_key("cid"))
+        );
         assert_eq!(sim.nodes[0].digest_hex(), sim.nodes[1].digest_hex());
     }
 
@@ -833,7 +843,10 @@ mod tests {
         assert_eq!(steady.states.len(), 1, "only the copy not in steady state");
         assert!(steady.held_added.is_empty());
         let bytes = size(steady);
-        assert!(bytes < 2 * 1024, "a steady 10k-pin heartbeat is {bytes} bytes");
+        assert!(
+            bytes < 2 * 1024,
+            "a steady 10k-pin heartbeat is {bytes} bytes"
+        );
 
         // A receiver that missed the changes pulls the set, then follows the deltas.
         let mut other = core("n1");
@@ -850,6 +863,9 @@ mod tests {
         assert_eq!((hb.held_added.len(), hb.held_removed.len()), (1, 1));
         other.observe(hb, now);
         assert!(other.members().held_in_sync("n0"));
-        assert_eq!(other.reports("bafkreipending", now)[0].state, LocalState::Pinned);
+        assert_eq!(
+            other.reports("bafkreipending", now)[0].state,
+            LocalState::Pinned
+        );
     }
 }

@@ -80,7 +80,9 @@ fn not_found(id: &str) -> ServiceResponse {
     error(
         404,
         "NOT_FOUND",
-        format!("no pin request {id:?}; list them with GET /pins?status=queued,pinning,pinned,failed"),
+        format!(
+            "no pin request {id:?}; list them with GET /pins?status=queued,pinning,pinned,failed"
+        ),
     )
 }
 
@@ -252,7 +254,12 @@ impl Filter {
     fn parse(req: &ServiceRequest) -> Result<Self, ServiceResponse> {
         let list = |key: &str| -> Vec<&str> {
             query(req, key)
-                .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect())
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let cids = match query(req, "cid") {
@@ -510,7 +517,11 @@ async fn add(
         Ok(c) => c,
         Err(e) => return bad_request(format!("cid {:?}: {e}", body.cid)),
     };
-    if body.name.as_ref().is_some_and(|n| n.chars().count() > MAX_NAME) {
+    if body
+        .name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_NAME)
+    {
         return bad_request(format!("name is over {MAX_NAME} characters"));
     }
     if body.origins.len() > MAX_ORIGINS {
@@ -706,8 +717,14 @@ mod tests {
         ]))
         .unwrap();
         assert!(f.admits("c", &spec("My NFT #1", "x"), 5));
-        assert!(!f.admits("c", &spec("My NFT #1", "x"), 10), "before is strict");
-        assert!(!f.admits("c", &spec("My NFT #1", "x"), 2), "after is strict");
+        assert!(
+            !f.admits("c", &spec("My NFT #1", "x"), 10),
+            "before is strict"
+        );
+        assert!(
+            !f.admits("c", &spec("My NFT #1", "x"), 2),
+            "after is strict"
+        );
         assert!(!f.admits("c", &spec("other", "x"), 5));
     }
 }

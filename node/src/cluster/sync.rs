@@ -80,8 +80,8 @@ impl Cluster {
                     if !was_member {
                         tracing::info!(%peer, "cluster member joined");
                     }
-                    let held = !core.members().held_in_sync(&sender)
-                        && core.start_held_pull(&sender);
+                    let held =
+                        !core.members().held_in_sync(&sender) && core.start_held_pull(&sender);
                     (differs, held)
                 };
                 self.inner.changed.notify_one();
