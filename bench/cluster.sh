@@ -37,7 +37,7 @@ declare -A dpid daddr
 start() {
   local name=$1; shift
   mkdir -p "$work/$name"
-  "$bin" --repo "$work/$name" --log-level=warn node --listen=/ip4/127.0.0.1/tcp/0 --no-mdns "$@" \
+  "$bin" --repo "$work/$name" --log-level=warn node --listen=/ip4/127.0.0.1/tcp/0 --api=127.0.0.1:0 --no-mdns "$@" \
     < /dev/null > /dev/null 2> "$work/$name.log" &
   dpid[$name]=$!
   pids+=("$!")
