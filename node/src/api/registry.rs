@@ -4,6 +4,10 @@
 //! Handlers are registered by name with the state they need ([`Commands::add`]); a later
 //! registration of the same name replaces the earlier one, so a module can take over a
 //! command (a cluster's `pin/add`).
+//!
+//! A [`Mount`] serves every method under a path outside `/api/v0/` (the cluster's Pinning
+//! Service API at `/pins`); it receives the outcome of the API's one auth check, so it
+//! answers an unauthorised request in its own error shape.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,7 +17,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
-use warp::http::HeaderMap;
+use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
 
 use super::error::ApiError;
@@ -90,10 +94,26 @@ impl Call {
     }
 }
 
-/// The commands the API serves, by name (`pin/add`, `id`, …).
+/// One request to a [`Mount`]: any method, the full path, the raw query string.
+pub struct Mounted {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    pub headers: HeaderMap,
+    pub body: BodyStream,
+    /// The API's auth check on this request (`Err` when a token was needed and missing).
+    pub authorized: Result<(), ApiError>,
+}
+
+type MountFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
+/// A handler of every request under one path prefix.
+pub type Mount = Arc<dyn Fn(Mounted) -> MountFuture + Send + Sync>;
+
+/// The commands the API serves, by name (`pin/add`, `id`, …), and the mounts beside them.
 #[derive(Default, Clone)]
 pub struct Commands {
     handlers: HashMap<String, Handler>,
+    mounts: Vec<(String, Mount)>,
 }
 
 impl Commands {
@@ -111,6 +131,27 @@ impl Commands {
         let state = Arc::clone(state);
         let handler: Handler = Arc::new(move |call| Box::pin(handler(Arc::clone(&state), call)));
         self.handlers.insert(name.to_owned(), handler);
+    }
+
+    /// Serve every request at `prefix` or below it (`/pins`, `/pins/…`) with `handler`.
+    pub fn mount<S, F, Fut>(&mut self, prefix: &str, state: &Arc<S>, handler: F)
+    where
+        S: Send + Sync + 'static,
+        F: Fn(Arc<S>, Mounted) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response> + Send + 'static,
+    {
+        let state = Arc::clone(state);
+        let mount: Mount = Arc::new(move |req| Box::pin(handler(Arc::clone(&state), req)));
+        self.mounts.retain(|(p, _)| p != prefix);
+        self.mounts.push((prefix.to_owned(), mount));
+    }
+
+    /// The mount serving `path`, if any.
+    pub fn mounted(&self, path: &str) -> Option<&Mount> {
+        self.mounts.iter().find_map(|(prefix, mount)| {
+            let rest = path.strip_prefix(prefix.as_str())?;
+            (rest.is_empty() || rest.starts_with('/')).then_some(mount)
+        })
     }
 
     /// Whether `name` is served.

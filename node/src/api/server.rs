@@ -2,7 +2,8 @@
 //! file), the `<repo>/api` file that tells clients where it listens, and the warp filter
 //! that turns every request into an authorised [`Call`] to one of the [`Commands`].
 //!
-//! Request flow: any method and path reach [`handle`]; non-`/api/v0/` paths are 404, other
+//! Request flow: any method and path reach [`handle`]; a path under a mount (`/pins`) goes
+//! to the mount with the auth check's outcome; other non-`/api/v0/` paths are 404, other
 //! methods than POST 405, a bad or missing token 401 (all before the body is read); then the
 //! query string is split into `arg`s and options and the command runs. Every failure is
 //! answered in Kubo's error shape.
@@ -20,7 +21,7 @@ use warp::reply::Response;
 
 use super::auth::Auth;
 use super::error::ApiError;
-use super::registry::{BodyStream, Call, Commands};
+use super::registry::{BodyStream, Call, Commands, Mounted};
 
 /// File in the repository holding the API's multiaddr while a daemon serves it.
 pub const API_FILE: &str = "api";
@@ -102,6 +103,18 @@ pub async fn serve(
                 let auth = Arc::clone(&auth);
                 let body = boxed_body(body);
                 async move {
+                    if let Some(mount) = commands.mounted(path.as_str()) {
+                        let authorized = auth.check(&headers);
+                        return mount(Mounted {
+                            method,
+                            path: path.as_str().to_owned(),
+                            query,
+                            headers,
+                            body,
+                            authorized,
+                        })
+                        .await;
+                    }
                     let request = Request {
                         path: path.as_str(),
                         method: &method,

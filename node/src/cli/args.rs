@@ -277,6 +277,10 @@ pub struct NodeArgs {
     /// Seconds between scrub passes over the cluster pins held here.
     #[arg(long, default_value_t = 24 * 3600)]
     pub scrub_interval: u64,
+    /// Seconds a cluster pin removal is remembered at least; it is forgotten after that once
+    /// every member has seen it. A member cut off for longer may lose its changes.
+    #[arg(long, default_value_t = 24 * 3600)]
+    pub tombstone_ttl: u64,
     /// Serve the HTTP RPC API on this address (port 0 picks a free one). Off loopback it
     /// needs --api-token-file.
     #[arg(long, default_value = "127.0.0.1:5001")]

@@ -1,8 +1,9 @@
 //! The cluster's endpoints on the node's HTTP RPC API, registered over the node's own when
 //! it runs in a cluster: `pin/add` and `pin/rm` act on the cluster pinset (a `pin/rm` of a
-//! CID that is only pinned locally stays a local unpin), `cluster/status` (one CID's answer adds `Local`, this node's copy), `cluster/peers`,
-//! `cluster/drain`, `cluster/leave`. Shapes are the brief's contract; the work is
-//! [`Cluster`]'s.
+//! CID that is only pinned locally stays a local unpin), `cluster/status` (one CID's answer
+//! adds `Local`, this node's copy), `cluster/peers`, `cluster/drain`, `cluster/leave`; and the
+//! IPFS Pinning Service API mounted at `/pins` ([`super::pinning_service`]). Shapes are the
+//! brief's contract; the work is [`Cluster`]'s.
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ pub fn commands(node: &Arc<NodeState>) -> Commands {
     if node.cluster.is_some() {
         commands.add("pin/add", node, pin_add);
         commands.add("pin/rm", node, pin_rm);
+        commands.mount("/pins", node, super::pinning_service::mount);
     }
     // Served outside a cluster too, to say so.
     commands.add("cluster/status", node, status);

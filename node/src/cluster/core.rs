@@ -6,12 +6,18 @@
 //! Allocation candidates are this node (unless leaving or drained) plus the members
 //! [`Members::candidates`] returns; every node computes the same allocation from the same
 //! pinset and membership, so there is no coordinator.
+//!
+//! Tombstone pruning (the rule is in [`super::pinset`]'s docs) is tracked here: a local
+//! `version` counts changes to the set, each tombstone remembers the version it arrived at,
+//! and each member the version at which its heartbeat digest last equalled ours.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use super::allocation::{Candidate, allocate};
-use super::membership::{Heartbeat, MemberState, Members, Timing};
+use super::membership::{
+    Heartbeat, MAX_HELD_DELTA, MAX_STATES, MemberState, Members, Timing, held_hash, xor,
+};
 use super::pinset::{Clock, DrainEntry, Entry, PinSpec, Pinset};
 use super::status::{LocalState, PeerReport, PinStatus, aggregate, may_release};
 
@@ -51,11 +57,36 @@ pub struct Core {
     local: BTreeMap<String, (LocalState, Option<String>)>,
     failed_at: HashMap<String, Instant>,
     retry_after: Duration,
+    /// Bumped on every change of the pinset.
+    version: u64,
+    /// Tombstones, with the version at which each arrived.
+    tomb_since: HashMap<String, u64>,
+    /// Per member: our version when its heartbeat digest last equalled ours.
+    acks: HashMap<String, u64>,
+    tombstone_ttl_ms: u64,
+    /// Count and digest of the CIDs held pinned here, and their changes since the last
+    /// heartbeat (see [`super::membership`]).
+    held_count: u64,
+    held_digest: [u8; 32],
+    held_added: Vec<String>,
+    held_removed: Vec<String>,
+    /// Members whose held set is being pulled.
+    held_pulls: std::collections::HashSet<String>,
 }
+
+/// Default time a tombstone is kept at least (24 h).
+pub const TOMBSTONE_TTL: Duration = Duration::from_secs(24 * 3600);
 
 impl Core {
     pub fn new(me: SelfInfo, pinset: Pinset, timing: Timing, retry_after: Duration) -> Self {
         let clock = Clock::new(me.peer.clone(), pinset.max_time());
+        // After a restart every tombstone needs fresh acknowledgements.
+        let tomb_since = pinset
+            .pins
+            .iter()
+            .filter(|(_, e)| e.pin.is_none())
+            .map(|(cid, _)| (cid.clone(), 1))
+            .collect();
         Self {
             me,
             digest: pinset.digest(),
@@ -65,7 +96,43 @@ impl Core {
             local: BTreeMap::new(),
             failed_at: HashMap::new(),
             retry_after,
+            version: 1,
+            tomb_since,
+            acks: HashMap::new(),
+            tombstone_ttl_ms: duration_ms(TOMBSTONE_TTL),
+            held_count: 0,
+            held_digest: [0; 32],
+            held_added: Vec::new(),
+            held_removed: Vec::new(),
+            held_pulls: std::collections::HashSet::new(),
         }
+    }
+
+    /// How long a tombstone is kept at least.
+    pub fn set_tombstone_ttl(&mut self, ttl: Duration) {
+        self.tombstone_ttl_ms = duration_ms(ttl);
+    }
+
+    /// Record that the entry of `cid` changed to `entry`.
+    fn changed(&mut self, cid: &str, entry: &Entry) {
+        self.version += 1;
+        if entry.pin.is_none() {
+            self.tomb_since.insert(cid.to_owned(), self.version);
+        } else {
+            self.tomb_since.remove(cid);
+        }
+    }
+
+    /// Merge one pin entry, refusing one at or below the horizon for a key we do not hold.
+    fn merge_one(&mut self, cid: &str, entry: &Entry) -> bool {
+        if entry.stamp.time <= self.pinset.horizon && !self.pinset.pins.contains_key(cid) {
+            return false;
+        }
+        if !self.pinset.merge_pin_tracked(cid, entry, &mut self.digest) {
+            return false;
+        }
+        self.changed(cid, entry);
+        true
     }
 
     pub fn pinset(&self) -> &Pinset {
@@ -82,7 +149,7 @@ impl Core {
             stamp: self.clock.stamp(now_ms),
             pin: Some(spec),
         };
-        self.pinset.merge_pin_tracked(cid, &entry, &mut self.digest);
+        self.merge_one(cid, &entry);
         entry
     }
 
@@ -93,7 +160,7 @@ impl Core {
             stamp: self.clock.stamp(now_ms),
             pin: None,
         };
-        self.pinset.merge_pin_tracked(cid, &entry, &mut self.digest);
+        self.merge_one(cid, &entry);
         Some(entry)
     }
 
@@ -103,8 +170,12 @@ impl Core {
             stamp: self.clock.stamp(now_ms),
             draining,
         };
-        self.pinset
-            .merge_drain_tracked(peer, &entry, &mut self.digest);
+        if self
+            .pinset
+            .merge_drain_tracked(peer, &entry, &mut self.digest)
+        {
+            self.version += 1;
+        }
         entry
     }
 
@@ -113,22 +184,87 @@ impl Core {
         self.clock.observe(other.max_time());
         let mut delta = Pinset::default();
         for (cid, e) in &other.pins {
-            if self.pinset.merge_pin_tracked(cid, e, &mut self.digest) {
+            if self.merge_one(cid, e) {
                 delta.pins.insert(cid.clone(), e.clone());
             }
         }
         for (peer, e) in &other.drains {
             if self.pinset.merge_drain_tracked(peer, e, &mut self.digest) {
+                self.version += 1;
                 delta.drains.insert(peer.clone(), e.clone());
             }
         }
         delta
     }
 
+    /// Merge a member's whole pinset (the answer to a pull): [`Core::merge`], then drop our
+    /// entries at or below its horizon that it lacks (it pruned them) and take its horizon.
+    /// Returns the changed entries and the CIDs whose entry was dropped (both to persist).
+    pub fn merge_state(&mut self, state: &Pinset) -> (Pinset, Vec<String>) {
+        let mut delta = self.merge(state);
+        let mut dropped = Vec::new();
+        if state.horizon > self.pinset.horizon {
+            let stale: Vec<String> = self
+                .pinset
+                .pins
+                .iter()
+                .filter(|(cid, e)| e.stamp.time <= state.horizon && !state.pins.contains_key(*cid))
+                .map(|(cid, _)| cid.clone())
+                .collect();
+            for cid in stale {
+                self.pinset.remove_tracked(&cid, &mut self.digest);
+                self.tomb_since.remove(&cid);
+                self.version += 1;
+                delta.pins.remove(&cid);
+                dropped.push(cid);
+            }
+            self.pinset.horizon = state.horizon;
+            delta.horizon = state.horizon;
+        }
+        (delta, dropped)
+    }
+
+    /// Drop the tombstones older than the TTL that every known member has acknowledged;
+    /// returns their CIDs (to delete from the store; [`Core::horizon`] to persist).
+    pub fn prune_tombstones(&mut self, now_ms: u64) -> Vec<String> {
+        let members: Vec<&str> = self.members.peers().collect();
+        let acked = |since: u64| {
+            members
+                .iter()
+                .all(|p| self.acks.get(*p).is_some_and(|v| *v >= since))
+        };
+        let due: Vec<String> = self
+            .tomb_since
+            .iter()
+            .filter(|(cid, since)| {
+                self.pinset.pins.get(*cid).is_some_and(|e| {
+                    e.pin.is_none() && e.stamp.time.saturating_add(self.tombstone_ttl_ms) <= now_ms
+                }) && acked(**since)
+            })
+            .map(|(cid, _)| cid.clone())
+            .collect();
+        for cid in &due {
+            self.tomb_since.remove(cid);
+            if let Some(old) = self.pinset.remove_tracked(cid, &mut self.digest) {
+                self.pinset.horizon = self.pinset.horizon.max(old.stamp.time);
+                self.version += 1;
+            }
+        }
+        due
+    }
+
+    /// The largest stamp time of a pruned tombstone (see [`super::pinset`]).
+    pub fn horizon(&self) -> u64 {
+        self.pinset.horizon
+    }
+
     /// Record a member's heartbeat. Returns whether we should pull its full state (digests
     /// differ).
     pub fn observe(&mut self, hb: Heartbeat, now: Instant) -> bool {
         let differs = hb.digest != self.digest_hex();
+        if !differs {
+            self.acks.insert(hb.peer.clone(), self.version);
+        }
         self.members.observe(hb, now);
         differs
     }
@@ -141,8 +277,15 @@ impl Core {
         &mut self.members
     }
 
-    /// Our heartbeat.
-    pub fn heartbeat(&self) -> Heartbeat {
+    /// Our heartbeat; it carries the held-set changes since the previous one.
+    pub fn heartbeat(&mut self) -> Heartbeat {
+        let states = self
+            .local
+            .iter()
+            .filter(|(_, (state, _))| *state != LocalState::Pinned)
+            .take(MAX_STATES)
+            .map(|(cid, s)| (cid.clone(), s.clone()))
+            .collect();
         Heartbeat {
             peer: self.me.peer.clone(),
             addrs: self.me.addrs.clone(),
@@ -150,8 +293,51 @@ impl Core {
             free_space: self.me.free_space,
             leaving: self.me.leaving,
             digest: self.digest_hex(),
-            states: self.local.clone(),
+            states,
+            held_count: self.held_count,
+            held_digest: self
+                .held_digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            held_added: std::mem::take(&mut self.held_added),
+            held_removed: std::mem::take(&mut self.held_removed),
             known: self.members.addresses(),
+        }
+    }
+
+    /// The CIDs held pinned here (the answer to a held-set pull).
+    pub fn held_cids(&self) -> Vec<String> {
+        self.local
+            .iter()
+            .filter(|(_, (state, _))| *state == LocalState::Pinned)
+            .map(|(cid, _)| cid.clone())
+            .collect()
+    }
+
+    /// Note that `peer`'s held set is being pulled; false when a pull is already running.
+    pub fn start_held_pull(&mut self, peer: &str) -> bool {
+        self.held_pulls.insert(peer.to_owned())
+    }
+
+    pub fn end_held_pull(&mut self, peer: &str) {
+        self.held_pulls.remove(peer);
+    }
+
+    /// `cid` entered (`held`) or left the set held pinned here.
+    fn toggle_held(&mut self, cid: &str, held: bool) {
+        xor(&mut self.held_digest, &held_hash(cid));
+        let (to, other) = if held {
+            self.held_count += 1;
+            (&mut self.held_added, &mut self.held_removed)
+        } else {
+            self.held_count = self.held_count.saturating_sub(1);
+            (&mut self.held_removed, &mut self.held_added)
+        };
+        other.retain(|c| c != cid);
+        // Past the bound receivers find a digest mismatch and pull the whole set.
+        if to.len() < MAX_HELD_DELTA {
+            to.push(cid.to_owned());
         }
     }
 
@@ -195,7 +381,8 @@ impl Core {
         Some(self.status_with(cid, spec, &candidates, now))
     }
 
-    fn status_with(
+    /// [`Core::status`] with the candidates computed once for many pins.
+    pub fn status_with(
         &self,
         cid: &str,
         spec: &PinSpec,
@@ -226,10 +413,18 @@ impl Core {
         } else {
             self.failed_at.remove(cid);
         }
+        let was = self.local_state(cid) == Some(LocalState::Pinned);
+        let is = state == LocalState::Pinned;
+        if was != is {
+            self.toggle_held(cid, is);
+        }
         self.local.insert(cid.to_owned(), (state, error));
     }
 
     pub fn forget_local(&mut self, cid: &str) {
+        if self.local_state(cid) == Some(LocalState::Pinned) {
+            self.toggle_held(cid, false);
+        }
         self.local.remove(cid);
         self.failed_at.remove(cid);
     }
@@ -314,11 +509,16 @@ impl Core {
     }
 }
 
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use std::collections::BTreeMap;
 
+    use super::super::membership::HeldSet;
     use super::*;
 
     const T: Timing = Timing {
@@ -346,15 +546,13 @@ mod tests {
         Core::new(me, Pinset::default(), T, Duration::from_secs(1))
     }
 
-    fn hb(c: &Core) -> Heartbeat {
-        c.heartbeat()
-    }
-
     /// Five simulated nodes exchanging heartbeats and states in memory.
     struct Sim {
         nodes: Vec<Core>,
         up: Vec<bool>,
         now: Instant,
+        /// Wall clock, milliseconds.
+        ms: u64,
     }
 
     impl Sim {
@@ -363,6 +561,7 @@ mod tests {
                 nodes: (0..n).map(|i| core(&format!("n{i}"))).collect(),
                 up: vec![true; n],
                 now: Instant::now(),
+                ms: 1_000,
             }
         }
 
@@ -370,15 +569,30 @@ mod tests {
         /// (pins complete at once).
         fn round(&mut self) {
             self.now += Duration::from_secs(1);
+            self.ms += 1_000;
             let n = self.nodes.len();
             for i in 0..n {
+                if !self.up[i] {
+                    continue;
+                }
+                let h = self.nodes[i].heartbeat();
+                let set = self.nodes[i].pinset().clone();
+                let peer = h.peer.clone();
                 for j in 0..n {
-                    if i != j && self.up[i] && self.up[j] {
-                        let h = hb(&self.nodes[i]);
-                        let set = self.nodes[i].pinset().clone();
-                        self.nodes[j].observe(h, self.now);
-                        self.nodes[j].merge(&set);
+                    if i != j && self.up[j] {
+                        self.nodes[j].observe(h.clone(), self.now);
+                        if !self.nodes[j].members().held_in_sync(&peer) {
+                            let held = HeldSet::from_cids(self.nodes[i].held_cids());
+                            self.nodes[j].members_mut().set_held(&peer, held);
+                        }
+                        self.nodes[j].merge_state(&set);
                     }
+                }
+            }
+            for i in 0..n {
+                if self.up[i] {
+                    let ms = self.ms;
+                    self.nodes[i].prune_tombstones(ms);
                 }
             }
             for i in 0..n {
@@ -508,5 +722,150 @@ mod tests {
         assert!(big.error.unwrap().contains("replication-min 5"));
         let ok = sim.nodes[2].status("ok", now).unwrap();
         assert_eq!(ok.status, super::super::status::ClusterState::Pinned);
+    }
+
+    #[test]
+    fn a_pruned_tombstone_does_not_let_a_stale_member_resurrect_the_pin() {
+        let mut sim = Sim::new(3);
+        for node in &mut sim.nodes {
+            node.set_tombstone_ttl(Duration::from_secs(5));
+        }
+        sim.round();
+        let ms = sim.ms;
+        sim.nodes[0].add_pin("cid", spec(1), ms);
+        sim.round();
+        sim.round();
+        assert!(sim.nodes.iter().all(|n| n.pinset().get("cid").is_some()));
+
+        // Node 2 is cut off holding the live entry; the pin is removed meanwhile.
+        sim.up[2] = false;
+        let ms = sim.ms;
+        sim.nodes[1].remove_pin("cid", ms).unwrap();
+        for _ in 0..10 {
+            sim.round();
+        }
+        for i in [0, 1] {
+            assert!(
+                sim.nodes[i].pinset().pins.contains_key("cid"),
+                "a down member that is still known keeps the tombstone alive"
+            );
+        }
+
+        // Node 2 is forgotten: the tombstone is past its TTL and acknowledged by every
+        // member left, so it goes.
+        for i in [0, 1] {
+            let now = sim.now;
+            sim.nodes[i]
+                .members_mut()
+                .expire(now, Duration::from_secs(3));
+        }
+        sim.round();
+        for i in [0, 1] {
+            assert!(!sim.nodes[i].pinset().pins.contains_key("cid"), "pruned");
+            assert!(sim.nodes[i].horizon() > 0);
+        }
+        assert!(sim.nodes[2].pinset().get("cid").is_some(), "still stale");
+
+        // Node 2 returns: anti-entropy from it cannot bring the pin back, and it drops its
+        // stale entry once it merges a pruned state.
+        sim.up[2] = true;
+        let stale = sim.nodes[2].pinset().clone();
+        assert!(sim.nodes[0].merge_state(&stale).0.pins.is_empty());
+        assert!(sim.nodes[0].merge(&stale).pins.is_empty(), "nor as a delta");
+        for _ in 0..3 {
+            sim.round();
+        }
+        for node in &sim.nodes {
+            assert!(node.pinset().get("cid").is_none(), "{}", node.me.peer);
+            assert_eq!(node.digest_hex(), sim.nodes[0].digest_hex(), "converged");
+        }
+        assert!(sim.holders("cid").is_empty());
+
+        // The CID can be pinned again: new stamps are above the horizon.
+        let ms = sim.ms;
+        sim.nodes[2].add_pin("cid", spec(1), ms);
+        sim.round();
+        sim.round();
+        assert!(sim.nodes.iter().all(|n| n.pinset().get("cid").is_some()));
+        assert_eq!(sim.holders("cid").len(), 1);
+    }
+
+    #[test]
+    fn tombstones_wait_for_the_ttl_and_every_acknowledgement() {
+        let mut sim = Sim::new(2);
+        for node in &mut sim.nodes {
+            node.set_tombstone_ttl(Duration::from_secs(30));
+        }
+        sim.round();
+        let ms = sim.ms;
+        sim.nodes[0].add_pin("cid", spec(1), ms);
+        sim.round();
+        let ms = sim.ms;
+        sim.nodes[0].remove_pin("cid", ms).unwrap();
+        for _ in 0..20 {
+            sim.round();
+        }
+        assert!(
+            sim.nodes[0].pinset().pins.contains_key("cid"),
+            "younger than the TTL"
+        );
+        for _ in 0..15 {
+            sim.round();
+        }
+        assert!(
+            sim.nodes
+                .iter()
+                .all(|n| !n.pinset().pins.contains_key("cid"))
+        );
+        assert_eq!(sim.nodes[0].digest_hex(), sim.nodes[1].digest_hex());
+    }
+
+    #[test]
+    fn a_heartbeat_of_ten_thousand_pins_is_small() {
+        let mut node = core("n0");
+        let now = Instant::now();
+        for i in 0..10_000 {
+            let cid = format!("bafkreih{i:052}");
+            node.set_local(&cid, LocalState::Pinned, None, now);
+        }
+        node.set_local("bafkreipending", LocalState::Pinning, None, now);
+        let secret = super::super::wire::Secret::from_file_text(b"k").unwrap();
+        let size = |hb: Heartbeat| {
+            super::super::wire::encode(&secret, "n0", &super::super::wire::Message::Heartbeat(hb))
+                .unwrap()
+                .len()
+        };
+        let first = node.heartbeat();
+        assert_eq!(first.held_count, 10_000);
+        assert_eq!(first.held_added.len(), MAX_HELD_DELTA);
+        assert!(size(first) < 12 * 1024, "changes are bounded");
+        let steady = node.heartbeat();
+        assert_eq!(steady.states.len(), 1, "only the copy not in steady state");
+        assert!(steady.held_added.is_empty());
+        let bytes = size(steady);
+        assert!(
+            bytes < 2 * 1024,
+            "a steady 10k-pin heartbeat is {bytes} bytes"
+        );
+
+        // A receiver that missed the changes pulls the set, then follows the deltas.
+        let mut other = core("n1");
+        let hb = node.heartbeat();
+        other.observe(hb, now);
+        assert!(!other.members().held_in_sync("n0"));
+        other
+            .members_mut()
+            .set_held("n0", HeldSet::from_cids(node.held_cids()));
+        assert!(other.members().held_in_sync("n0"));
+        node.forget_local(&format!("bafkreih{:052}", 7));
+        node.set_local("bafkreipending", LocalState::Pinned, None, now);
+        let hb = node.heartbeat();
+        assert_eq!((hb.held_added.len(), hb.held_removed.len()), (1, 1));
+        other.observe(hb, now);
+        assert!(other.members().held_in_sync("n0"));
+        assert_eq!(
+            other.reports("bafkreipending", now)[0].state,
+            LocalState::Pinned
+        );
     }
 }

@@ -4,11 +4,94 @@
 //! A down member keeps its allocations for the re-replication grace period (a restart or a
 //! short network blip should not move data), and only then stops being a
 //! [`Members::candidates`] for allocation. Pure: time is passed in.
+//!
+//! A heartbeat does not list every pin a member holds: it carries only its copies that are
+//! not in steady state (queued, pinning, failed; at most [`MAX_STATES`]), plus the count and
+//! digest of the set it holds pinned ([`HeldSet`]) and the CIDs that entered or left that set
+//! since its previous heartbeat (at most [`MAX_HELD_DELTA`] of each). [`Members`] keeps each
+//! member's held set, applies the changes, and says when the result does not match the
+//! announced count and digest ([`Members::held_in_sync`]): then the full set is pulled. A
+//! steady member's heartbeat is a few hundred bytes whatever the number of pins.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Most non-steady copies listed in one heartbeat.
+pub const MAX_STATES: usize = 1000;
+/// Most held-set changes of each kind carried by one heartbeat; more make receivers pull.
+pub const MAX_HELD_DELTA: usize = 100;
+
+/// A set of CIDs with an order-independent digest kept current one CID at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeldSet {
+    cids: HashSet<String>,
+    digest: [u8; 32],
+}
+
+pub(super) fn held_hash(cid: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"held\0");
+    h.update(cid.as_bytes());
+    h.finalize().into()
+}
+
+pub(super) fn xor(into: &mut [u8; 32], other: &[u8; 32]) {
+    for (a, b) in into.iter_mut().zip(other) {
+        *a ^= b;
+    }
+}
+
+impl HeldSet {
+    pub fn from_cids(cids: impl IntoIterator<Item = String>) -> Self {
+        let mut set = Self::default();
+        for cid in cids {
+            set.insert(cid);
+        }
+        set
+    }
+
+    /// True when `cid` was not in the set.
+    pub fn insert(&mut self, cid: String) -> bool {
+        let hash = held_hash(&cid);
+        let fresh = self.cids.insert(cid);
+        if fresh {
+            xor(&mut self.digest, &hash);
+        }
+        fresh
+    }
+
+    /// True when `cid` was in the set.
+    pub fn remove(&mut self, cid: &str) -> bool {
+        let was = self.cids.remove(cid);
+        if was {
+            xor(&mut self.digest, &held_hash(cid));
+        }
+        was
+    }
+
+    pub fn contains(&self, cid: &str) -> bool {
+        self.cids.contains(cid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.cids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cids.is_empty()
+    }
+
+    pub fn digest_hex(&self) -> String {
+        self.digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn cids(&self) -> impl Iterator<Item = &String> {
+        self.cids.iter()
+    }
+}
 
 use super::allocation::Candidate;
 use super::status::{LocalState, PeerReport};
@@ -23,8 +106,18 @@ pub struct Heartbeat {
     pub leaving: bool,
     /// Its pinset digest, hex; a mismatch triggers a full-state pull.
     pub digest: String,
-    /// Its own copy of each pin it tracks; pins absent here are not held.
+    /// Its copies that are not in steady state (queued, pinning, failed), with error text.
     pub states: BTreeMap<String, (LocalState, Option<String>)>,
+    /// How many CIDs it holds pinned, and their [`HeldSet`] digest (hex).
+    #[serde(default)]
+    pub held_count: u64,
+    #[serde(default)]
+    pub held_digest: String,
+    /// CIDs it started / stopped holding since its previous heartbeat.
+    #[serde(default)]
+    pub held_added: Vec<String>,
+    #[serde(default)]
+    pub held_removed: Vec<String>,
     /// Other members it knows, with addresses, so members find each other transitively.
     pub known: Vec<(String, Vec<String>)>,
 }
@@ -42,6 +135,8 @@ pub enum MemberState {
 struct Member {
     last: Heartbeat,
     seen: Instant,
+    /// What it holds pinned, as far as we know.
+    held: HeldSet,
 }
 
 /// Timing rules for members.
@@ -72,14 +167,41 @@ impl Members {
             .members
             .get(&hb.peer)
             .is_none_or(|m| now.duration_since(m.seen) > self.timing.heartbeat_timeout);
+        let mut held = self
+            .members
+            .remove(&hb.peer)
+            .map(|m| m.held)
+            .unwrap_or_default();
+        for cid in &hb.held_removed {
+            held.remove(cid);
+        }
+        for cid in &hb.held_added {
+            held.insert(cid.clone());
+        }
         self.members.insert(
             hb.peer.clone(),
             Member {
                 last: hb,
                 seen: now,
+                held,
             },
         );
         fresh
+    }
+
+    /// Whether our copy of `peer`'s held set matches what its last heartbeat announced
+    /// (when not, pull it: [`Members::set_held`]).
+    pub fn held_in_sync(&self, peer: &str) -> bool {
+        self.members.get(peer).is_none_or(|m| {
+            m.held.len() as u64 == m.last.held_count && m.held.digest_hex() == m.last.held_digest
+        })
+    }
+
+    /// Replace `peer`'s held set with a pulled one.
+    pub fn set_held(&mut self, peer: &str, held: HeldSet) {
+        if let Some(m) = self.members.get_mut(peer) {
+            m.held = held;
+        }
     }
 
     pub fn state(&self, peer: &str, now: Instant) -> Option<MemberState> {
@@ -134,10 +256,15 @@ impl Members {
             .values()
             .filter(|m| self.state_of(m, now) != MemberState::Down)
             .filter_map(|m| {
-                m.last.states.get(cid).map(|(state, error)| PeerReport {
+                let (state, error) = match m.last.states.get(cid) {
+                    Some((state, error)) => (*state, error.clone()),
+                    None if m.held.contains(cid) => (LocalState::Pinned, None),
+                    None => return None,
+                };
+                Some(PeerReport {
                     peer_id: m.last.peer.clone(),
-                    state: *state,
-                    error: error.clone(),
+                    state,
+                    error,
                 })
             })
             .collect()
@@ -149,6 +276,11 @@ impl Members {
             .values()
             .map(|m| (m.last.peer.clone(), m.last.addrs.clone()))
             .collect()
+    }
+
+    /// Every member's peer ID, down ones included until they are forgotten.
+    pub fn peers(&self) -> impl Iterator<Item = &str> {
+        self.members.keys().map(String::as_str)
     }
 
     pub fn is_member(&self, peer: &str) -> bool {
@@ -175,9 +307,47 @@ mod tests {
             free_space: 1 << 30,
             leaving,
             digest: String::new(),
-            states: BTreeMap::from([("cid".to_owned(), (LocalState::Pinned, None))]),
+            states: BTreeMap::new(),
+            held_count: 1,
+            held_digest: HeldSet::from_cids(["cid".to_owned()]).digest_hex(),
+            held_added: vec!["cid".to_owned()],
+            held_removed: vec![],
             known: vec![],
         }
+    }
+
+    #[test]
+    fn held_sets_follow_changes_and_say_when_to_pull() {
+        let mut m = Members::new(Timing {
+            heartbeat_timeout: Duration::from_secs(3),
+            rereplicate_after: Duration::from_secs(5),
+        });
+        let t0 = Instant::now();
+        m.observe(hb("a", false), t0);
+        assert!(m.held_in_sync("a"));
+        assert_eq!(m.reports("cid", t0)[0].state, LocalState::Pinned);
+        // A heartbeat with no changes and the same digest: still in sync.
+        let mut steady = hb("a", false);
+        steady.held_added.clear();
+        m.observe(steady.clone(), t0);
+        assert!(m.held_in_sync("a"));
+        // A lost heartbeat: the announced set has "x" we never heard of.
+        let mut later = steady.clone();
+        later.held_count = 2;
+        later.held_digest = HeldSet::from_cids(["cid".to_owned(), "x".to_owned()]).digest_hex();
+        m.observe(later, t0);
+        assert!(!m.held_in_sync("a"));
+        m.set_held("a", HeldSet::from_cids(["cid".to_owned(), "x".to_owned()]));
+        assert!(m.held_in_sync("a"));
+        assert_eq!(m.reports("x", t0).len(), 1);
+        // A pinning copy is reported as such, not as held.
+        let mut busy = steady;
+        busy.held_count = 2;
+        busy.held_digest = HeldSet::from_cids(["cid".to_owned(), "x".to_owned()]).digest_hex();
+        busy.states
+            .insert("y".to_owned(), (LocalState::Pinning, None));
+        m.observe(busy, t0);
+        assert_eq!(m.reports("y", t0)[0].state, LocalState::Pinning);
     }
 
     #[test]

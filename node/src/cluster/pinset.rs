@@ -11,6 +11,30 @@
 //! [`Clock`] issues stamps that never go backwards and always exceed any stamp seen, so a
 //! write made after seeing another write wins over it even with skewed wall clocks.
 //! [`Pinset::digest`] is the anti-entropy fingerprint compared in heartbeats.
+//!
+//! # Pruning tombstones
+//! A tombstone cannot simply be dropped once old: a member that never saw it still holds
+//! the removed pin's older live entry, and anti-entropy would copy that entry back (the
+//! classic state-based CRDT resurrection). [`super::core::Core::prune_tombstones`] drops a
+//! tombstone only when both
+//! 1. it is older than the tombstone TTL (`--tombstone-ttl`, 24 h), and
+//! 2. every member this node knows (alive, leaving, or down but not yet forgotten) has
+//!    acknowledged it: a heartbeat of theirs carried a digest equal to ours at a moment our
+//!    set held the tombstone, so their set held it too (or something newer for the key).
+//!
+//! Pruning raises the set's **horizon**, the largest stamp time of a pruned tombstone
+//! (persisted, and sent with every full state). Two rules make the horizon safe:
+//! - An entry at or below the horizon for a key the set does not hold is refused: it is a
+//!   pruned tombstone or the stale entry it had beaten. Every member that acknowledged the
+//!   tombstone observed its stamp, so its later writes are stamped above the horizon; what it
+//!   wrote before is already here. Only a member cut off (and forgotten) for longer than the
+//!   TTL can send such an entry, and it is dropped.
+//! - Merging a member's *full* state with horizon `H` drops our entries at or below `H` that
+//!   the state lacks: the sender pruned them (or refused them as stale), so the cut-off
+//!   member that still holds the old entry lets it go instead of keeping the digests apart.
+//!
+//! So a member away for longer than the TTL loses the changes it made while away that are
+//! stamped below the horizon, the price of bounded tombstones (Cassandra's `gc_grace`).
 
 use std::collections::BTreeMap;
 
@@ -57,6 +81,26 @@ pub struct DrainEntry {
 pub struct Pinset {
     pub pins: BTreeMap<String, Entry>,
     pub drains: BTreeMap<String, DrainEntry>,
+    /// The largest stamp time of a tombstone pruned here or by a member whose full state was
+    /// merged (see the module docs); not part of the digest.
+    #[serde(default)]
+    pub horizon: u64,
+}
+
+/// The ID of the pin request an entry records: every member derives the same ID from the
+/// replicated entry (CID and stamp), and a new request for the CID (a new stamp) gets a new
+/// one. 128 bits of SHA-256, hex.
+pub fn request_id(cid: &str, stamp: &Stamp) -> String {
+    let mut hash = Sha256::new();
+    hash.update(b"distribute pin request\0");
+    hash.update(cid.as_bytes());
+    hash.update([0]);
+    hash.update(stamp.time.to_be_bytes());
+    hash.update(stamp.peer.as_bytes());
+    hash.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Keep the larger of two values under `key`; true when `map` changed.
@@ -98,6 +142,7 @@ impl Pinset {
         for (peer, entry) in &other.drains {
             drains |= self.merge_drain(peer, entry);
         }
+        self.horizon = self.horizon.max(other.horizon);
         (changed, drains)
     }
 
@@ -120,7 +165,7 @@ impl Pinset {
     pub fn max_time(&self) -> u64 {
         let pins = self.pins.values().map(|e| e.stamp.time);
         let drains = self.drains.values().map(|e| e.stamp.time);
-        pins.chain(drains).max().unwrap_or(0)
+        pins.chain(drains).max().unwrap_or(0).max(self.horizon)
     }
 
     /// Fingerprint of the whole state: the XOR of every entry's hash, so it can be kept
@@ -150,6 +195,13 @@ impl Pinset {
         digest: &mut [u8; 32],
     ) -> bool {
         lww_tracked(&mut self.drains, peer, entry, drain_hash, digest)
+    }
+
+    /// Drop the entry of `cid`, updating `digest`; the removed entry, if any.
+    pub fn remove_tracked(&mut self, cid: &str, digest: &mut [u8; 32]) -> Option<Entry> {
+        let old = self.pins.remove(cid)?;
+        xor(digest, &pin_hash(cid, &old));
+        Some(old)
     }
 }
 
@@ -265,7 +317,11 @@ mod tests {
             }),
             0..3,
         );
-        (pins, drains).prop_map(|(pins, drains)| Pinset { pins, drains })
+        (pins, drains).prop_map(|(pins, drains)| Pinset {
+            pins,
+            drains,
+            horizon: 0,
+        })
     }
 
     fn merged(a: &Pinset, b: &Pinset) -> Pinset {

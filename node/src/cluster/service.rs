@@ -44,6 +44,8 @@ pub struct ClusterConfig {
     pub scrub_rate: u64,
     /// Pause between scrub passes.
     pub scrub_interval: Duration,
+    /// A removal's tombstone is kept at least this long (see [`super::pinset`]).
+    pub tombstone_ttl: Duration,
 }
 
 impl ClusterConfig {
@@ -170,6 +172,7 @@ impl Cluster {
             rereplicate_after: config.rereplicate_after,
         };
         let mut core = Core::new(me, pinset, timing, config.heartbeat_timeout);
+        core.set_tombstone_ttl(config.tombstone_ttl);
         let now = Instant::now();
         for cid in store.held()? {
             core.set_local(&cid, LocalState::Pinned, None, now);
@@ -221,10 +224,11 @@ impl Cluster {
         max: Option<u32>,
         name: Option<String>,
     ) -> Result<(), ClusterError> {
-        self.pin_with(cid, min, max, name, None).await
+        self.pin_with(cid, min, max, name, None).await.map(|_| ())
     }
 
-    /// [`Cluster::pin`] with metadata (`None` keeps what an earlier pin of the CID had).
+    /// [`Cluster::pin`] with metadata (`None` keeps what an earlier pin of the CID had);
+    /// returns the stamp of the new entry (which names the pin request).
     pub async fn pin_with(
         &self,
         cid: &Cid,
@@ -232,7 +236,7 @@ impl Cluster {
         max: Option<u32>,
         name: Option<String>,
         metadata: Option<std::collections::BTreeMap<String, String>>,
-    ) -> Result<(), ClusterError> {
+    ) -> Result<super::pinset::Stamp, ClusterError> {
         let (min, max) = replication(min, max, self.inner.config.replication)?;
         let repo = Arc::clone(&self.inner.repo);
         let root = *cid;
@@ -258,7 +262,9 @@ impl Cluster {
             };
             core.add_pin(&text, spec, now_ms())
         };
-        self.commit_pin(text, entry)
+        let stamp = entry.stamp.clone();
+        self.commit_pin(text, entry)?;
+        Ok(stamp)
     }
 
     /// Remove `cid` from the cluster pinset; holders release it.
@@ -280,6 +286,26 @@ impl Cluster {
         self.broadcast(Message::Update(delta));
         self.inner.changed.notify_one();
         Ok(())
+    }
+
+    /// This node's listen addresses with its peer ID (the Pinning Service API's delegates).
+    pub async fn delegates(&self) -> Vec<String> {
+        let me = self.local_peer();
+        let addrs = self.inner.client.listen_addrs().await.unwrap_or_default();
+        addrs.iter().map(|a| format!("{a}/p2p/{me}")).collect()
+    }
+
+    /// Dial `addrs` in the background (a pin request's origins, which likely hold the DAG).
+    pub fn dial(&self, addrs: Vec<libp2p::Multiaddr>) {
+        for addr in addrs {
+            let client = self.inner.client.clone();
+            tokio::spawn(async move {
+                let dialed = tokio::time::timeout(Duration::from_secs(20), client.dial(addr));
+                if let Ok(Err(e)) = dialed.await {
+                    tracing::debug!(error = %e, "dialing a pin origin failed");
+                }
+            });
+        }
     }
 
     pub fn status(&self, cid: &Cid) -> Result<PinStatus, ClusterError> {

@@ -1,7 +1,8 @@
 //! The cluster's durable state in the repository's sled database: the pinset
 //! (`cluster_pins`: CID → JSON [`Entry`]; `cluster_drains`: peer → JSON [`DrainEntry`]) and
 //! `cluster_held`, the CIDs this node pinned locally on the cluster's behalf (so releasing a
-//! copy never removes a pin the user made by hand).
+//! copy never removes a pin the user made by hand); `cluster_meta` holds the pinset's
+//! tombstone horizon (`horizon`: u64 big-endian).
 
 use sled::{Db, Tree};
 use thiserror::Error;
@@ -31,7 +32,10 @@ pub struct ClusterStore {
     pins: Tree,
     drains: Tree,
     held: Tree,
+    meta: Tree,
 }
+
+const HORIZON: &[u8] = b"horizon";
 
 fn decode<T: serde::de::DeserializeOwned>(
     key: &[u8],
@@ -62,6 +66,9 @@ impl ClusterStore {
             held: db
                 .open_tree("cluster_held")
                 .map_err(sled_err("open tree"))?,
+            meta: db
+                .open_tree("cluster_meta")
+                .map_err(sled_err("open tree"))?,
         })
     }
 
@@ -80,7 +87,32 @@ impl ClusterStore {
             set.drains
                 .insert(String::from_utf8_lossy(&k).into_owned(), entry);
         }
+        if let Some(v) = self.meta.get(HORIZON).map_err(sled_err("read"))? {
+            let bytes: [u8; 8] =
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| ClusterStoreError::BadRecord {
+                        key: "horizon".into(),
+                        reason: format!("{} bytes, not 8", v.len()),
+                    })?;
+            set.horizon = u64::from_be_bytes(bytes);
+        }
         Ok(set)
+    }
+
+    /// Delete the entry of `cid` (a pruned tombstone).
+    pub fn remove_pin(&self, cid: &str) -> Result<(), ClusterStoreError> {
+        self.pins
+            .remove(cid.as_bytes())
+            .map_err(sled_err("write"))?;
+        Ok(())
+    }
+
+    pub fn set_horizon(&self, horizon: u64) -> Result<(), ClusterStoreError> {
+        self.meta
+            .insert(HORIZON, &horizon.to_be_bytes())
+            .map_err(sled_err("write"))?;
+        Ok(())
     }
 
     pub fn put_pin(&self, cid: &str, entry: &Entry) -> Result<(), ClusterStoreError> {
@@ -161,12 +193,18 @@ mod tests {
             let db = sled::open(dir.path()).unwrap();
             let s = ClusterStore::open(&db).unwrap();
             s.put_pin("cid", &entry).unwrap();
+            s.put_pin("gone", &entry).unwrap();
+            s.remove_pin("gone").unwrap();
+            s.set_horizon(42).unwrap();
             s.set_held("cid", true).unwrap();
             s.flush().unwrap();
         }
         let db = sled::open(dir.path()).unwrap();
         let s = ClusterStore::open(&db).unwrap();
-        assert_eq!(s.load().unwrap().pins["cid"], entry);
+        let set = s.load().unwrap();
+        assert_eq!(set.pins["cid"], entry);
+        assert_eq!(set.pins.len(), 1);
+        assert_eq!(set.horizon, 42);
         assert_eq!(s.held().unwrap(), vec!["cid".to_owned()]);
     }
 }

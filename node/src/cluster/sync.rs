@@ -3,12 +3,14 @@
 //! - Accepting: every inbound cluster stream carries one authenticated message from the peer
 //!   the connection authenticated. A heartbeat updates membership and, when its pinset digest
 //!   differs from ours, starts a full-state pull from that peer; an update is merged; a pull
-//!   is answered with our whole pinset.
+//!   is answered with our whole pinset. When the heartbeat's held-set count and digest do not
+//!   match our copy of that member's held set, the set is pulled (`PullHeld` → `Held`).
 //! - Heartbeats go to every member and every connected peer (a peer without the secret simply
 //!   does not speak the protocol) each interval. Members that are not connected are redialed
 //!   at the addresses they announced, so a partition heals by itself.
 //! - Updates (pin, unpin, drain) are pushed to every member at once; anti-entropy catches any
 //!   that were lost.
+//! - Each heartbeat round first prunes the tombstones that may go (see [`super::pinset`]).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -71,20 +73,26 @@ impl Cluster {
                     return Ok(());
                 }
                 let known = hb.known.clone();
-                let pull = {
+                let (pull, pull_held) = {
                     let mut core = self.core();
                     let was_member = core.members().is_member(&sender);
                     let differs = core.observe(hb, Instant::now());
                     if !was_member {
                         tracing::info!(%peer, "cluster member joined");
                     }
-                    differs
+                    let held =
+                        !core.members().held_in_sync(&sender) && core.start_held_pull(&sender);
+                    (differs, held)
                 };
                 self.inner.changed.notify_one();
                 self.contact(known);
                 if pull {
                     let this = self.clone();
                     tokio::spawn(async move { this.pull(peer).await });
+                }
+                if pull_held {
+                    let this = self.clone();
+                    tokio::spawn(async move { this.pull_held(peer).await });
                 }
             }
             Message::Update(delta) => self.merge(&delta),
@@ -93,19 +101,67 @@ impl Cluster {
                 let me = self.local_peer();
                 write_message(&mut stream, &self.inner.secret, &me, &Message::State(state)).await?;
             }
-            Message::State(_) => {}
+            Message::PullHeld => {
+                let held = self.core().held_cids();
+                let me = self.local_peer();
+                write_message(&mut stream, &self.inner.secret, &me, &Message::Held(held)).await?;
+            }
+            Message::State(_) | Message::Held(_) => {}
         }
         let _ = stream.close().await;
         Ok(())
     }
 
-    /// Merge a pinset (delta or full) from a member and persist what changed.
+    /// Merge a pinset delta from a member and persist what changed.
     fn merge(&self, other: &super::pinset::Pinset) {
         let delta = self.core().merge(other);
-        if delta.pins.is_empty() && delta.drains.is_empty() {
+        self.persist(&delta, &[]);
+    }
+
+    /// Merge a member's full pinset (a pull's answer) and persist what changed.
+    fn merge_state(&self, state: &super::pinset::Pinset) {
+        let (delta, dropped) = self.core().merge_state(state);
+        self.persist(&delta, &dropped);
+    }
+
+    /// Drop the tombstones that may go, and persist that.
+    fn prune(&self) {
+        let (pruned, horizon) = {
+            let mut core = self.core();
+            let pruned = core.prune_tombstones(super::service::now_ms());
+            (pruned, core.horizon())
+        };
+        if pruned.is_empty() {
+            return;
+        }
+        let delta = super::pinset::Pinset {
+            horizon,
+            ..Default::default()
+        };
+        self.persist(&delta, &pruned);
+        tracing::debug!(pruned = pruned.len(), horizon, "tombstones pruned");
+    }
+
+    /// Persist changed entries, dropped entries and a raised horizon.
+    fn persist(&self, delta: &super::pinset::Pinset, dropped: &[String]) {
+        if delta.pins.is_empty()
+            && delta.drains.is_empty()
+            && dropped.is_empty()
+            && delta.horizon == 0
+        {
             return;
         }
         let mut failed = None;
+        for cid in dropped {
+            if let Err(e) = self.inner.store.remove_pin(cid) {
+                failed = Some(e);
+            }
+        }
+        if delta.horizon > 0
+            && let Err(e) = self.inner.store.set_horizon(delta.horizon)
+        {
+            failed = Some(e);
+        }
         for (cid, e) in &delta.pins {
             if let Err(e) = self.inner.store.put_pin(cid, e) {
                 failed = Some(e);
@@ -130,9 +186,27 @@ impl Cluster {
     /// Anti-entropy: fetch `peer`'s whole pinset and merge it.
     async fn pull(&self, peer: PeerId) {
         match self.exchange(peer, Message::Pull, true).await {
-            Ok(Some(Message::State(state))) => self.merge(&state),
+            Ok(Some(Message::State(state))) => self.merge_state(&state),
             Ok(_) => tracing::debug!(%peer, "pull answered with something else"),
             Err(e) => tracing::debug!(%peer, error = %e, "pull failed"),
+        }
+    }
+
+    /// Fetch the CIDs `peer` holds pinned and keep them as its held set.
+    async fn pull_held(&self, peer: PeerId) {
+        let answer = self.exchange(peer, Message::PullHeld, true).await;
+        let sender = peer.to_string();
+        let mut core = self.core();
+        core.end_held_pull(&sender);
+        match answer {
+            Ok(Some(Message::Held(cids))) => {
+                let held = super::membership::HeldSet::from_cids(cids);
+                core.members_mut().set_held(&sender, held);
+                drop(core);
+                self.inner.changed.notify_one();
+            }
+            Ok(_) => tracing::debug!(%peer, "held pull answered with something else"),
+            Err(e) => tracing::debug!(%peer, error = %e, "held pull failed"),
         }
     }
 
@@ -219,6 +293,7 @@ impl Cluster {
                 () = self.inner.beat_now.notified() => {}
             }
             round += 1;
+            self.prune();
             if round % 20 == 1 {
                 let path = self.inner.repo.path().to_owned();
                 if let Ok(free) = tokio::task::spawn_blocking(move || free_space(path)).await {

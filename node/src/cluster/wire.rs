@@ -31,6 +31,10 @@ pub enum Message {
     Pull,
     /// The answer to a pull.
     State(Pinset),
+    /// Ask for the CIDs the peer holds pinned (its heartbeat's held digest did not match).
+    PullHeld,
+    /// The answer to a [`Message::PullHeld`].
+    Held(Vec<String>),
 }
 
 /// A frame that could not be read or written.

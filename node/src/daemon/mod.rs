@@ -283,6 +283,7 @@ fn cluster_config(args: &NodeArgs) -> Result<Option<crate::cluster::ClusterConfi
         fetch_timeout: Duration::from_secs(args.fetch_timeout),
         scrub_rate: args.scrub_rate.saturating_mul(1 << 20),
         scrub_interval: Duration::from_secs(args.scrub_interval.max(1)),
+        tombstone_ttl: Duration::from_secs(args.tombstone_ttl),
     }))
 }
 
