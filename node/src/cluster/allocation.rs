@@ -102,7 +102,7 @@ mod tests {
         assert!(allocate("cid1", 3, &[]).is_empty());
     }
 
-    /// Found by the `cluster_wire` fuzz target: a pin with `replication_max: u32::MAX`
+    /// Reproduced with the `cluster_wire` fuzz target: a pin with `replication_max: u32::MAX`
     /// (`{"Update":{"pins":{"bafy":{..,"pin":{..,"replication_max":4294967295,..}}}}}`)
     /// made every node reserve room for four billion peers and abort on the allocation.
     #[test]
