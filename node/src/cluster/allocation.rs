@@ -50,7 +50,9 @@ pub fn allocate(cid: &str, want: usize, candidates: &[Candidate]) -> Vec<String>
     let mut ranked: Vec<(f64, &Candidate)> =
         candidates.iter().map(|c| (score(cid, c), c)).collect();
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.peer.cmp(&b.1.peer)));
-    let mut chosen: Vec<(f64, &Candidate)> = Vec::with_capacity(want);
+    // `want` comes from a pin's replication-max, which any member or API caller may set to
+    // u32::MAX: size the vector by the peers there are, not by what is asked.
+    let mut chosen: Vec<(f64, &Candidate)> = Vec::with_capacity(want.min(ranked.len()));
     let mut zones: HashSet<Option<&str>> = HashSet::new();
     // First pass: the best peer of each zone not yet used.
     for &(s, c) in &ranked {
@@ -98,6 +100,17 @@ mod tests {
         assert_eq!(a.iter().collect::<HashSet<_>>().len(), 3);
         assert_eq!(allocate("cid1", 7, &c).len(), 5);
         assert!(allocate("cid1", 3, &[]).is_empty());
+    }
+
+    /// Reproduced with the `cluster_wire` fuzz target: a pin with `replication_max: u32::MAX`
+    /// (`{"Update":{"pins":{"bafy":{..,"pin":{..,"replication_max":4294967295,..}}}}}`)
+    /// made every node reserve room for four billion peers and abort on the allocation.
+    #[test]
+    fn a_huge_replication_max_allocates_the_peers_there_are() {
+        let c = peers(3);
+        assert_eq!(allocate("bafy", u32::MAX as usize, &c).len(), 3);
+        assert_eq!(allocate("bafy", usize::MAX, &c).len(), 3);
+        assert!(allocate("bafy", usize::MAX, &[]).is_empty());
     }
 
     #[test]
