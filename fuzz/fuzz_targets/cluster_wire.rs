@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use distribute::cluster::core::{Core, SelfInfo};
-use distribute::cluster::membership::Timing;
+use distribute::cluster::membership::{HeldSet, Timing};
 use distribute::cluster::pinset::Pinset;
 use distribute::cluster::wire::{self, Message, Secret};
 use hmac::{Hmac, Mac};
@@ -61,12 +61,19 @@ fuzz_target!(|data: &[u8]| {
         Message::Heartbeat(hb) => {
             core.observe(hb, now);
         }
-        Message::Update(set) | Message::State(set) => {
+        Message::Update(set) => {
             core.merge(&set);
             // The same set again changes nothing.
             assert!(core.merge(&set) == Pinset::default());
         }
-        Message::Pull => {}
+        Message::State(set) => {
+            let _ = core.merge_state(&set);
+        }
+        Message::Held(cids) => {
+            core.members_mut()
+                .set_held(SENDER, HeldSet::from_cids(cids));
+        }
+        Message::Pull | Message::PullHeld => {}
     }
     let _ = core.plan(now);
     let _ = core.heartbeat();

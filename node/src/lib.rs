@@ -31,3 +31,22 @@ pub mod ops;
 pub mod repo;
 pub mod store;
 pub mod tar;
+
+/// Unit tests that start child processes and unit tests that close a repo and open it again
+/// in this process must not overlap: between fork and exec a child holds a copy of every open
+/// file, `flock`ed repo locks included, so a repo just closed can look locked for a moment.
+/// Spawners take [`test_guard::spawning`], reopeners [`test_guard::reopening`].
+#[cfg(test)]
+pub(crate) mod test_guard {
+    use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+    static GUARD: RwLock<()> = RwLock::new(());
+
+    pub fn spawning() -> RwLockWriteGuard<'static, ()> {
+        GUARD.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn reopening() -> RwLockReadGuard<'static, ()> {
+        GUARD.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}

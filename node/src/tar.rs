@@ -694,6 +694,7 @@ with tarfile.open(sys.argv[1], "r:") as t:
         out.append([m.name, kind, body])
 print(json.dumps(out))
 "#;
+        let _spawning = crate::test_guard::spawning();
         let output = std::process::Command::new("python3")
             .args(["-c", script])
             .arg(&path)

@@ -19,6 +19,7 @@ fn locked_message(pid: u32) -> String {
 
 #[test]
 fn init_lays_out_each_backend() {
+    let _reopening = crate::test_guard::reopening();
     let tmp = tempfile::tempdir().unwrap();
     for kind in [BlockstoreKind::Sled, BlockstoreKind::Flatfs] {
         let path = tmp.path().join(kind.to_string());
@@ -42,6 +43,7 @@ fn init_lays_out_each_backend() {
 
 #[test]
 fn init_over_an_existing_repo_is_refused() {
+    let _reopening = crate::test_guard::reopening();
     let tmp = tempfile::tempdir().unwrap();
     drop(Repo::init(tmp.path(), BlockstoreKind::Sled).unwrap());
     let err = Repo::init(tmp.path(), BlockstoreKind::Flatfs).unwrap_err();
@@ -66,6 +68,7 @@ fn open_without_a_repo_says_to_init_first() {
 
 #[test]
 fn reopening_keeps_backend_blocks_and_pins() {
+    let _reopening = crate::test_guard::reopening();
     let tmp = tempfile::tempdir().unwrap();
     let cid = block_cid(CODEC_RAW, 1, b"kept");
     {
@@ -95,6 +98,7 @@ fn reopening_keeps_backend_blocks_and_pins() {
 
 #[test]
 fn sled_repo_keeps_blocks_across_reopen() {
+    let _reopening = crate::test_guard::reopening();
     let tmp = tempfile::tempdir().unwrap();
     let cid = block_cid(CODEC_RAW, 1, b"in sled");
     {
@@ -111,6 +115,7 @@ fn sled_repo_keeps_blocks_across_reopen() {
 
 #[test]
 fn second_open_in_one_process_is_locked_and_names_our_pid() {
+    let _reopening = crate::test_guard::reopening();
     let tmp = tempfile::tempdir().unwrap();
     let repo = Repo::init(tmp.path(), BlockstoreKind::Sled).unwrap();
     for second in [
@@ -143,6 +148,7 @@ fn hold_lock_until_stdin_closes() {
 
 #[test]
 fn lock_held_by_another_process_names_its_pid_and_dies_with_it() {
+    let _spawning = crate::test_guard::spawning();
     let tmp = tempfile::tempdir().unwrap();
     drop(Repo::init(tmp.path(), BlockstoreKind::Sled).unwrap());
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -171,6 +177,7 @@ fn lock_held_by_another_process_names_its_pid_and_dies_with_it() {
 
 #[test]
 fn lock_held_by_flock_1_is_refused() {
+    let _spawning = crate::test_guard::spawning();
     let tmp = tempfile::tempdir().unwrap();
     drop(Repo::init(tmp.path(), BlockstoreKind::Sled).unwrap());
     let lock = tmp.path().join("repo.lock");
