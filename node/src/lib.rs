@@ -42,11 +42,11 @@ pub(crate) mod test_guard {
 
     static GUARD: RwLock<()> = RwLock::new(());
 
-    pub fn spawning() -> RwLockWriteGuard<'static, ()> {
+    pub(crate) fn spawning() -> RwLockWriteGuard<'static, ()> {
         GUARD.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn reopening() -> RwLockReadGuard<'static, ()> {
+    pub(crate) fn reopening() -> RwLockReadGuard<'static, ()> {
         GUARD.read().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -16,7 +16,7 @@ use cid::Cid;
 use libp2p::StreamProtocol;
 use serde::Serialize;
 use thiserror::Error;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 use super::core::{Core, SelfInfo};
 use super::membership::{MemberState, Timing};
@@ -117,8 +117,6 @@ pub(super) struct Inner {
     pub(super) beat_now: Notify,
     /// Set once `leave` is asked for; the daemon waits on it.
     pub(super) leave: Notify,
-    /// Bounds concurrent pin jobs.
-    pub(super) pin_slots: Semaphore,
     /// Tells the DHT announcer that local pins changed.
     pub(super) pins_changed: tokio::sync::mpsc::Sender<()>,
 }
@@ -143,7 +141,7 @@ pub(super) fn now_ms() -> u64 {
 }
 
 /// Concurrent pin jobs (fetch + pin) per node.
-const PIN_SLOTS: usize = 4;
+pub(super) const PIN_SLOTS: usize = 4;
 
 /// What [`Cluster::spawn`] needs from the daemon.
 pub struct ClusterParts {
@@ -194,7 +192,6 @@ impl Cluster {
                 changed: Notify::new(),
                 beat_now: Notify::new(),
                 leave: Notify::new(),
-                pin_slots: Semaphore::new(PIN_SLOTS),
                 pins_changed: parts.pins_changed,
             }),
         };

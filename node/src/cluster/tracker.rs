@@ -6,12 +6,14 @@
 //! cluster; the blocks go at the next `repo gc`. After each round the metrics are refreshed
 //! and pins below target are logged (`replication lag`, at most once a minute per pin).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use cid::Cid;
 
-use super::service::Cluster;
+use tokio::task::JoinSet;
+
+use super::service::{Cluster, PIN_SLOTS};
 use super::status::LocalState;
 use crate::store::pins::PinMode;
 use crate::store::walk::walk_dag;
@@ -23,13 +25,22 @@ impl Cluster {
     pub(super) async fn track(self) {
         let interval = self.inner.config.heartbeat_interval();
         let mut warned: HashMap<String, Instant> = HashMap::new();
+        // Pins planned here wait in this queue and at most PIN_SLOTS jobs run: a task per
+        // waiting pin would keep a whole fetch's state alive for each of thousands of pins.
+        let mut queue: VecDeque<String> = VecDeque::new();
+        let mut running: JoinSet<()> = JoinSet::new();
         loop {
             let _ = tokio::time::timeout(interval, self.inner.changed.notified()).await;
+            while running.try_join_next().is_some() {}
             let now = Instant::now();
             let plan = self.core().plan(now);
             for cid in plan.pin {
                 self.core().set_local(&cid, LocalState::Pinning, None, now);
-                tokio::spawn(self.clone().pin_job(cid));
+                queue.push_back(cid);
+            }
+            while running.len() < PIN_SLOTS {
+                let Some(cid) = queue.pop_front() else { break };
+                running.spawn(self.clone().pin_job(cid));
             }
             for cid in plan.release {
                 self.release(&cid).await;
@@ -53,9 +64,6 @@ impl Cluster {
     }
 
     async fn pin_job(self, cid_text: String) {
-        let Ok(_slot) = self.inner.pin_slots.acquire().await else {
-            return;
-        };
         let result = self.pin_here(&cid_text).await;
         let now = Instant::now();
         match result {
