@@ -98,7 +98,7 @@ PY
 (cd "$work/small" && ls | xargs -n 500 "$bin" --repo "$work/full" add -q --pin=false >> "$work/cids")
 xargs -n 500 "$bin" --repo "$work/full" pin add --replication 1 < "$work/cids" > /dev/null
 until [ "$(d full pin ls --cluster | grep -c pinned)" -ge "$npins" ]; do sleep 1; done
-sleep 5 # a few heartbeat and tracker rounds with every pin held
+sleep 12 # a few heartbeat and tracker rounds with every pin held (the tracker returns freed memory at most every 10 s)
 rss_empty=$(rss_kb "${dpid[empty]}")
 rss_full=$(rss_kb "${dpid[full]}")
 extra=$(( (rss_full - rss_empty) / 1024 ))

@@ -25,6 +25,7 @@ pub mod content;
 pub mod daemon;
 pub mod fsimport;
 pub mod gateway;
+pub mod memory;
 pub mod metrics;
 pub mod net;
 pub mod ops;
