@@ -68,21 +68,7 @@ pub fn add_path(
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<Added, FsImportError> {
     let meta = fs::metadata(path).map_err(|e| io_error(path, e))?;
-    let name = match path.file_name() {
-        Some(n) => n
-            .to_str()
-            .ok_or_else(|| FsImportError::NonUtf8Name(path.to_owned()))?
-            .to_owned(),
-        None => {
-            // `.` or `/`: name the root after the canonical folder it stands for.
-            let canonical = fs::canonicalize(path).map_err(|e| io_error(path, e))?;
-            canonical
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("root")
-                .to_owned()
-        }
-    };
+    let name = root_name(path)?;
     if meta.is_dir() && !opts.recursive {
         return Err(FsImportError::IsDirectory(path.to_owned()));
     }
@@ -96,7 +82,24 @@ pub fn add_path(
     walker.add(path, &name, &meta)
 }
 
-fn io_error(path: &Path, source: std::io::Error) -> FsImportError {
+/// The name `add` gives the entry for `path`: its last component, or for `.` and `/` the
+/// canonical folder's name.
+pub(crate) fn root_name(path: &Path) -> Result<String, FsImportError> {
+    Ok(match path.file_name() {
+        Some(n) => n
+            .to_str()
+            .ok_or_else(|| FsImportError::NonUtf8Name(path.to_owned()))?
+            .to_owned(),
+        None => fs::canonicalize(path)
+            .map_err(|e| io_error(path, e))?
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("root")
+            .to_owned(),
+    })
+}
+
+pub(crate) fn io_error(path: &Path, source: std::io::Error) -> FsImportError {
     if source.kind() == std::io::ErrorKind::NotFound {
         FsImportError::NotFound(path.to_owned())
     } else {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::fsimport::FsImportError;
+use crate::fsimport::{FsImportError, io_error, root_name};
 
 /// The boundary between parts; never inside a header we write, and the parser finds it only
 /// at a line start followed by `--`.
@@ -50,35 +50,13 @@ pub(super) fn content_type() -> String {
 /// The parts of `path`, named after its last component, as `add` would import it.
 pub(super) fn tree_parts(path: &Path, recursive: bool, hidden: bool) -> Result<Vec<Part>> {
     let meta = fs::metadata(path).map_err(|e| io_error(path, e))?;
-    let name = match path.file_name() {
-        Some(n) => n
-            .to_str()
-            .ok_or_else(|| FsImportError::NonUtf8Name(path.to_owned()))?
-            .to_owned(),
-        None => fs::canonicalize(path)
-            .map_err(|e| io_error(path, e))?
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("root")
-            .to_owned(),
-    };
+    let name = root_name(path)?;
     if meta.is_dir() && !recursive {
         return Err(FsImportError::IsDirectory(path.to_owned()).into());
     }
     let mut parts = Vec::new();
     walk(path, name, &meta, hidden, &mut parts)?;
     Ok(parts)
-}
-
-fn io_error(path: &Path, source: io::Error) -> FsImportError {
-    if source.kind() == io::ErrorKind::NotFound {
-        FsImportError::NotFound(path.to_owned())
-    } else {
-        FsImportError::Io {
-            path: path.to_owned(),
-            source,
-        }
-    }
 }
 
 fn walk(
