@@ -289,15 +289,24 @@ fn no_candidates_asks_for_providers_then_uses_them() {
     );
 }
 
-#[test]
-fn unanswered_want_haves_time_out() {
-    let config = SessionConfig::default();
+/// A session with the one peer `peer`, asked (want-have) for block 0 at the returned instant;
+/// also returns the session's timeout.
+fn one_peer_asked(
+    peer: &'static str,
+    config: SessionConfig,
+) -> (Session<&'static str>, Instant, Duration) {
     let timeout = config.timeout;
     let t = Instant::now();
     let mut s = Session::new(config);
-    s.add_peer("silent", V12, t);
+    s.add_peer(peer, V12, t);
     s.want(cid(0), t).unwrap();
     s.drain_actions();
+    (s, t, timeout)
+}
+
+#[test]
+fn unanswered_want_haves_time_out() {
+    let (mut s, t, timeout) = one_peer_asked("silent", SessionConfig::default());
     s.tick(t + timeout);
     let actions = s.drain_actions();
     assert_eq!(cancels(&actions), vec![("silent", cid(0))]);
@@ -310,12 +319,7 @@ fn the_only_holder_is_asked_again_after_a_timeout_until_attempts_run_out() {
         max_attempts: 2,
         ..SessionConfig::default()
     };
-    let timeout = config.timeout;
-    let t = Instant::now();
-    let mut s = Session::new(config);
-    s.add_peer("slow", V12, t);
-    s.want(cid(0), t).unwrap();
-    s.drain_actions();
+    let (mut s, t, timeout) = one_peer_asked("slow", config);
     // The want-have goes unanswered: the peer is paused for this CID, not dropped.
     s.tick(t + timeout);
     assert!(block_requests(&s.drain_actions()).is_empty());
@@ -343,13 +347,7 @@ fn the_only_holder_is_asked_again_after_a_timeout_until_attempts_run_out() {
 
 #[test]
 fn a_late_have_makes_a_timed_out_peer_a_candidate_again() {
-    let config = SessionConfig::default();
-    let timeout = config.timeout;
-    let t = Instant::now();
-    let mut s = Session::new(config);
-    s.add_peer("slow", V12, t);
-    s.want(cid(0), t).unwrap();
-    s.drain_actions();
+    let (mut s, t, timeout) = one_peer_asked("slow", SessionConfig::default());
     s.tick(t + timeout);
     s.drain_actions();
     s.on_have(&"slow", &cid(0), t + timeout + MS);
