@@ -310,3 +310,58 @@ fn findprovs_on_b_lists_a_after_a_adds_a_file() {
         "{text}"
     );
 }
+
+#[test]
+fn every_one_of_more_than_a_thousand_pins_is_announced() {
+    // libp2p's in-memory record store stops at 1,024 provider keys; a node with more pins
+    // than that must still list itself as the provider of each.
+    const PINS: usize = 1_100;
+    let a = Daemon::start(Node::new(), &[]);
+    let b = Daemon::start(Node::new(), &["--bootstrap", &a.addr()]);
+    wait_for("B to connect to A", START, || {
+        peers_of(&b).contains(&a.peer_id)
+    });
+    let files: Vec<String> = (0..PINS)
+        .map(|i| {
+            a.node.write(
+                &format!("many/f{i:04}"),
+                format!("small file {i}\n").as_bytes(),
+            )
+        })
+        .collect();
+    let mut add = vec!["add", "-q", "--pin=false"];
+    add.extend(files.iter().map(String::as_str));
+    let cids: Vec<String> = a
+        .node
+        .run(&add)
+        .ok()
+        .stdout
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(cids.len(), PINS);
+    let mut pin = vec!["pin", "add"];
+    pin.extend(cids.iter().map(String::as_str));
+    a.node.run(&pin).ok();
+    // The announcer goes through the pins in the order `pin ls` lists them: the last ones
+    // are those past the old limit.
+    let listed = a
+        .node
+        .run(&["pin", "ls", "--type=recursive", "-q"])
+        .ok()
+        .stdout;
+    let listed: Vec<&str> = listed.lines().collect();
+    assert_eq!(listed.len(), PINS);
+    for cid in [listed[0], listed[PINS / 2], listed[PINS - 1]] {
+        wait_for(
+            &format!("B to find A as the provider of {cid}"),
+            FIND,
+            || {
+                b.node
+                    .run(&["findprovs", "-n", "1", cid])
+                    .stdout
+                    .contains(&a.peer_id)
+            },
+        );
+    }
+}

@@ -1,8 +1,11 @@
 //! Announcing content in the DHT. The announcer picks keys by [`ProvideStrategy`] (roots of
 //! recursive pins by default), announces them all at start and every reprovide interval
 //! (well under the 48 h provider record expiry), and only the new ones whenever it is told
-//! that pins may have changed. Announcements go out in bounded concurrent batches; keys are
-//! the blocks' multihash bytes, as IPFS peers look them up.
+//! that pins may have changed; a full round also withdraws keys no longer selected (the
+//! node stops listing itself for them; records put on other peers expire). Announcements
+//! go out in bounded concurrent batches; keys are the blocks' multihash bytes, as IPFS
+//! peers look them up. The keys themselves live in [`crate::net::records`], which holds any
+//! number of them (libp2p's `MemoryStore` stops at 1,024).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -51,6 +54,22 @@ impl Announcer {
                     continue;
                 }
             };
+            if everything {
+                // Keys no longer selected (unpinned) are not ours to announce any more.
+                let current: HashSet<Cid> = keys.iter().copied().collect();
+                let gone: Vec<Cid> = announced.difference(&current).copied().collect();
+                for cid in gone {
+                    announced.remove(&cid);
+                    if self
+                        .client
+                        .stop_providing(cid.hash().to_bytes())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
             let todo: Vec<Cid> = keys
                 .into_iter()
                 .filter(|c| everything || !announced.contains(c))

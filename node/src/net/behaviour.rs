@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use libp2p::core::upgrade;
 use libp2p::identity::Keypair;
-use libp2p::kad::store::MemoryStore;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
@@ -22,6 +21,7 @@ use libp2p::{
 };
 
 use super::NetError;
+use super::records::ProviderStore;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -82,7 +82,7 @@ pub struct Behaviour {
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
-    pub kad: kad::Behaviour<MemoryStore>,
+    pub kad: kad::Behaviour<ProviderStore>,
     pub autonat: autonat::Behaviour,
     pub relay: relay::client::Behaviour,
     pub dcutr: dcutr::Behaviour,
@@ -104,8 +104,12 @@ fn behaviour(
     kad_config
         .set_replication_factor(NonZeroUsize::MIN.saturating_add(19))
         .set_max_packet_size(KAD_MAX_PACKET)
-        .set_query_timeout(Duration::from_secs(30));
-    let mut kad = kad::Behaviour::with_config(peer, MemoryStore::new(peer), kad_config);
+        .set_query_timeout(Duration::from_secs(30))
+        // The announcer re-announces what the provide strategy selects (and stops announcing
+        // what was unpinned); kad's own 12-hourly republish of every key ever provided would
+        // double that work.
+        .set_provider_publication_interval(None);
+    let mut kad = kad::Behaviour::with_config(peer, ProviderStore::new(peer), kad_config);
     kad.set_mode(Some(if opts.kad_client {
         kad::Mode::Client
     } else {

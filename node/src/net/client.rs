@@ -51,6 +51,9 @@ pub enum Command {
         key: Vec<u8>,
         reply: oneshot::Sender<Result<(), NetError>>,
     },
+    StopProviding {
+        key: Vec<u8>,
+    },
     RoutingTable {
         reply: oneshot::Sender<Vec<BucketInfo>>,
     },
@@ -112,6 +115,14 @@ impl Client {
     pub async fn start_providing(&self, key: Vec<u8>) -> Result<(), NetError> {
         self.ask(|reply| Command::StartProviding { key, reply })
             .await?
+    }
+
+    /// Stop answering that we provide `key` (records already put on other peers expire).
+    pub async fn stop_providing(&self, key: Vec<u8>) -> Result<(), NetError> {
+        self.sender
+            .send(Command::StopProviding { key })
+            .await
+            .map_err(|_| NetError::Stopped)
     }
 
     pub async fn routing_table(&self) -> Result<Vec<BucketInfo>, NetError> {

@@ -355,6 +355,12 @@ impl EventLoop {
                     .get_providers(RecordKey::new(&key));
                 self.pending_providers.insert(id, found);
             }
+            Command::StopProviding { key } => {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .stop_providing(&RecordKey::new(&key));
+            }
             Command::StartProviding { key, reply } => {
                 match self
                     .swarm

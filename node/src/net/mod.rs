@@ -7,6 +7,8 @@
 //!   one `tokio::select!` over swarm events and [`client::Client`] commands.
 //! - [`client`]: the cloneable handle the daemon and bitswap use to ask the loop for things.
 //! - [`identity`]: the persistent keypair; [`config`]: listen addresses, network key.
+//! - [`records`]: the Kademlia record store (our own provider keys kept apart from the
+//!   bounded store of other peers' records).
 //!
 //! The network task never reads the disk: blocks are looked up by the bitswap service in
 //! `spawn_blocking`, and files (`node.json`) are written by the daemon.
@@ -17,6 +19,7 @@ pub mod client;
 pub mod config;
 pub mod event_loop;
 pub mod identity;
+pub mod records;
 
 use std::path::PathBuf;
 

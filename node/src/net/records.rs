@@ -1,0 +1,179 @@
+//! [`ProviderStore`]: the Kademlia record store. Value records and other peers' provider
+//! records live in libp2p's bounded [`MemoryStore`]; the keys this node provides itself are a
+//! plain set of keys beside it.
+//!
+//! The split matters for nodes with many pins. `MemoryStore` refuses a new provider key once
+//! it holds 1,024 of them (so the 1,025th pin would never be announced) and keeps each key's
+//! providers in an inline array sized for 20 records (kilobytes per key, even for the one
+//! record a node keeps for its own content). Our own records carry nothing but the key: the
+//! provider is this node, they never expire (the announcer re-announces and kad fills in the
+//! current listen addresses when it answers), so a set of keys describes them exactly.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use libp2p::PeerId;
+use libp2p::kad::store::{MemoryStore, RecordStore, Result};
+use libp2p::kad::{ProviderRecord, Record, RecordKey};
+
+/// Record store of the node's Kademlia behaviour.
+pub struct ProviderStore {
+    local: PeerId,
+    /// Keys this node provides.
+    provided: HashSet<RecordKey>,
+    /// Value records and other peers' provider records (bounded by libp2p's defaults).
+    others: MemoryStore,
+}
+
+impl ProviderStore {
+    pub fn new(local: PeerId) -> Self {
+        Self {
+            local,
+            provided: HashSet::new(),
+            others: MemoryStore::new(local),
+        }
+    }
+
+    /// Number of keys this node provides.
+    pub fn provided_len(&self) -> usize {
+        self.provided.len()
+    }
+
+    fn own_record(&self, key: &RecordKey) -> ProviderRecord {
+        ProviderRecord::new(key.clone(), self.local, Vec::new())
+    }
+}
+
+impl RecordStore for ProviderStore {
+    type RecordsIter<'a> = <MemoryStore as RecordStore>::RecordsIter<'a>;
+    type ProvidedIter<'a> = Box<dyn Iterator<Item = Cow<'a, ProviderRecord>> + 'a>;
+
+    fn get(&self, key: &RecordKey) -> Option<Cow<'_, Record>> {
+        self.others.get(key)
+    }
+
+    fn put(&mut self, record: Record) -> Result<()> {
+        self.others.put(record)
+    }
+
+    fn remove(&mut self, key: &RecordKey) {
+        self.others.remove(key)
+    }
+
+    fn records(&self) -> Self::RecordsIter<'_> {
+        self.others.records()
+    }
+
+    fn add_provider(&mut self, record: ProviderRecord) -> Result<()> {
+        if record.provider == self.local {
+            self.provided.insert(record.key);
+            Ok(())
+        } else {
+            self.others.add_provider(record)
+        }
+    }
+
+    fn providers(&self, key: &RecordKey) -> Vec<ProviderRecord> {
+        let mut out = self.others.providers(key);
+        if self.provided.contains(key) {
+            out.insert(0, self.own_record(key));
+        }
+        out
+    }
+
+    fn provided(&self) -> Self::ProvidedIter<'_> {
+        Box::new(
+            self.provided
+                .iter()
+                .map(|key| Cow::Owned(self.own_record(key))),
+        )
+    }
+
+    fn remove_provider(&mut self, key: &RecordKey, provider: &PeerId) {
+        if *provider == self.local {
+            self.provided.remove(key);
+        } else {
+            self.others.remove_provider(key, provider)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> RecordKey {
+        RecordKey::new(&format!("key {i}"))
+    }
+
+    #[test]
+    fn thousands_of_own_keys_are_all_kept_and_listed() {
+        let me = PeerId::random();
+        let mut store = ProviderStore::new(me);
+        for i in 0..5_000 {
+            store
+                .add_provider(ProviderRecord::new(key(i), me, Vec::new()))
+                .unwrap();
+        }
+        // A repeated announcement changes nothing.
+        store
+            .add_provider(ProviderRecord::new(key(7), me, Vec::new()))
+            .unwrap();
+        assert_eq!(store.provided_len(), 5_000);
+        assert_eq!(store.provided().count(), 5_000);
+        let found = store.providers(&key(4_999));
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].provider, me);
+        assert!(found[0].addresses.is_empty(), "kad fills in our addresses");
+        assert!(found[0].expires.is_none());
+    }
+
+    #[test]
+    fn other_peers_records_sit_beside_ours_and_are_removed_separately() {
+        let me = PeerId::random();
+        let other = PeerId::random();
+        let mut store = ProviderStore::new(me);
+        store
+            .add_provider(ProviderRecord::new(key(1), other, Vec::new()))
+            .unwrap();
+        store
+            .add_provider(ProviderRecord::new(key(1), me, Vec::new()))
+            .unwrap();
+        let providers: Vec<PeerId> = store
+            .providers(&key(1))
+            .iter()
+            .map(|r| r.provider)
+            .collect();
+        assert_eq!(providers, [me, other]);
+        assert_eq!(
+            store.provided().count(),
+            1,
+            "only our own records are 'provided'"
+        );
+
+        store.remove_provider(&key(1), &me);
+        let providers: Vec<PeerId> = store
+            .providers(&key(1))
+            .iter()
+            .map(|r| r.provider)
+            .collect();
+        assert_eq!(providers, [other]);
+        store.remove_provider(&key(1), &other);
+        assert!(store.providers(&key(1)).is_empty());
+        assert!(store.providers(&key(2)).is_empty());
+    }
+
+    #[test]
+    fn value_records_go_to_the_bounded_store() {
+        let me = PeerId::random();
+        let mut store = ProviderStore::new(me);
+        store.put(Record::new(key(3), b"value".to_vec())).unwrap();
+        assert_eq!(
+            store.get(&key(3)).map(|r| r.value.clone()),
+            Some(b"value".to_vec())
+        );
+        assert_eq!(store.records().count(), 1);
+        store.remove(&key(3));
+        assert!(store.get(&key(3)).is_none());
+    }
+}
