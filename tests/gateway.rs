@@ -23,6 +23,9 @@ const PERCENT: &str = "bafybeig675grnxcmshiuzdaz2xalm6ef4thxxds6o6ypakpghm5kghpc
 const HAMT: &str = "bafybeidbclfqleg2uojchspzd4bob56dqetqjsj27gy2cq3klkkgxtpn4i";
 const MIXED: &str = "bafybeidh6k2vzukelqtrjsmd4p52cpmltd2ufqrdtdg6yigi73in672fwu";
 const CBOR: &str = "bafireif3aymeikgfbofx533yf5vlx4kimzq6zmzmpra2mnzfsfnmv4hchm";
+/// The subdomain fixture's root: a directory whose `hello-CIDv1_TOO_LONG` is a sha2-512 block.
+const SUBDOMAIN_ROOT: &str = "QmYiPNLU7Hc739sqcBH5DgVmk5mKTQVzKSqvJJeNGWTgrE";
+const HELLO_SHA512: &str = "bafkrgqhhyivzstcz3hhswshfjgy6ertgmnqeleynhwt4dlfsthi4hn7zgh4uvlsb5xncykzapi3ocd4lzogukir6ksdy6wzrnz6ohnv4aglcs";
 
 const FIXTURES: &[&str] = &[
     "path_gateway_unixfs/dir-with-files.car",
@@ -31,6 +34,7 @@ const FIXTURES: &[&str] = &[
     "trustless_gateway_car/single-layer-hamt-with-multi-block-files.car",
     "trustless_gateway_car/subdir-with-mixed-block-files.car",
     "path_gateway_dag/plain-cbor.car",
+    "subdomain_gateway/fixtures.car",
 ];
 
 /// A node with the fixtures imported (offline), then its daemon started with a gateway.
@@ -331,6 +335,15 @@ fn path_gateway_files_directories_and_headers() {
         r.header("location"),
         format!("/ipfs/{DIR_WITH_FILES}/hello.txt")
     );
+
+    // A sha2-512 block (the subdomain fixture) imports, verifies and serves by path and raw.
+    let r = get(&format!("{gw}/ipfs/{SUBDOMAIN_ROOT}/hello-CIDv1_TOO_LONG"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, b"hello\n");
+    assert_eq!(r.header("etag"), format!("\"{HELLO_SHA512}\""));
+    let r = get(&format!("{gw}/ipfs/{HELLO_SHA512}?format=raw"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, b"hello\n");
 }
 
 #[test]

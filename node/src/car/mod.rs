@@ -64,7 +64,7 @@ pub enum CarError {
     )]
     HashMismatch { cid: Cid, offset: u64 },
     #[error(
-        "block {cid} uses hash function 0x{code:x}; only sha2-256 and identity can be verified"
+        "block {cid} uses hash function 0x{code:x}; only sha2-256, sha2-512 and identity can be verified"
     )]
     UnsupportedHash { cid: Cid, code: u64 },
     #[error("block {cid} is {len} bytes, too large for a CAR section (at most {MAX_SECTION_LEN})")]

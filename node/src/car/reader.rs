@@ -7,7 +7,6 @@
 use std::io::{BufReader, Read};
 
 use cid::Cid;
-use sha2::{Digest, Sha512};
 
 use super::{CarError, MAX_HEADER_LEN, MAX_SECTION_LEN, MAX_VARINT_BYTES};
 use crate::content::cbor::{self, Value};
@@ -16,8 +15,6 @@ use crate::content::cid::{CidError, verify};
 /// Bytes of the CARv2 pragma (a varint length and `{"version": 2}`) plus the fixed v2 header.
 const V2_PRAGMA_LEN: u64 = 11;
 const V2_HEADER_LEN: usize = 40;
-/// Multihash code of sha2-512.
-const MH_SHA2_512: u64 = 0x13;
 
 /// Reads a CAR file block by block. Wraps its reader in a `BufReader`, so pass a plain `File`.
 pub struct CarReader<R> {
@@ -254,23 +251,12 @@ impl<R: Read> Iterator for CarReader<R> {
     }
 }
 
-/// Check a block against its CID: sha2-256 and identity through [`verify`], plus sha2-512,
-/// which real CARs (the gateway conformance fixtures among them) use.
+/// Check a block against its CID (sha2-256, sha2-512 or identity, through [`verify`]).
 fn verify_block(cid: &Cid, data: &[u8], offset: u64) -> Result<(), CarError> {
-    let matches = match cid.hash().code() {
-        MH_SHA2_512 => Sha512::digest(data).as_slice() == cid.hash().digest(),
-        _ => match verify(cid, data) {
-            Ok(()) => true,
-            Err(CidError::UnsupportedHash(code)) => {
-                return Err(CarError::UnsupportedHash { cid: *cid, code });
-            }
-            Err(_) => false,
-        },
-    };
-    if matches {
-        Ok(())
-    } else {
-        Err(CarError::HashMismatch { cid: *cid, offset })
+    match verify(cid, data) {
+        Ok(()) => Ok(()),
+        Err(CidError::UnsupportedHash(code)) => Err(CarError::UnsupportedHash { cid: *cid, code }),
+        Err(_) => Err(CarError::HashMismatch { cid: *cid, offset }),
     }
 }
 

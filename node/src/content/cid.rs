@@ -4,7 +4,7 @@
 
 use cid::Cid;
 use multihash::Multihash;
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256, Sha512};
 use thiserror::Error;
 
 /// Multicodec of dag-pb blocks.
@@ -13,6 +13,8 @@ pub const CODEC_DAG_PB: u64 = 0x70;
 pub const CODEC_RAW: u64 = 0x55;
 /// Multihash code of sha2-256.
 pub const MH_SHA2_256: u64 = 0x12;
+/// Multihash code of sha2-512 (64-byte digests; some real-world CARs use it).
+pub const MH_SHA2_512: u64 = 0x13;
 /// Multihash code of the identity "hash" (data inline in the CID).
 pub const MH_IDENTITY: u64 = 0x00;
 
@@ -22,7 +24,9 @@ pub const MH_IDENTITY: u64 = 0x00;
 pub enum CidError {
     #[error("invalid CID {input:?}: {reason}")]
     Invalid { input: String, reason: String },
-    #[error("unsupported hash function 0x{0:x} (only sha2-256 and identity are supported)")]
+    #[error(
+        "unsupported hash function 0x{0:x} (only sha2-256, sha2-512 and identity are supported)"
+    )]
     UnsupportedHash(u64),
     #[error("block does not match its CID {0}")]
     HashMismatch(Cid),
@@ -35,6 +39,13 @@ pub fn sha256_multihash(data: &[u8]) -> Multihash<64> {
     Multihash::wrap(MH_SHA2_256, &digest).unwrap_or_default()
 }
 
+/// sha2-512 multihash of `data`.
+pub fn sha512_multihash(data: &[u8]) -> Multihash<64> {
+    let digest = Sha512::digest(data);
+    // A 64-byte digest exactly fits the 64-byte multihash.
+    Multihash::wrap(MH_SHA2_512, &digest).unwrap_or_default()
+}
+
 /// CID of a block: version 0 (only for dag-pb) or 1, with a sha2-256 multihash.
 pub fn block_cid(codec: u64, version: u8, data: &[u8]) -> Cid {
     let mh = sha256_multihash(data);
@@ -45,25 +56,24 @@ pub fn block_cid(codec: u64, version: u8, data: &[u8]) -> Cid {
     }
 }
 
+/// Whether blocks under hash function `code` can be verified.
+pub fn supported_hash(code: u64) -> bool {
+    matches!(code, MH_SHA2_256 | MH_SHA2_512 | MH_IDENTITY)
+}
+
 /// Check that `data` hashes to `cid`'s multihash.
 pub fn verify(cid: &Cid, data: &[u8]) -> Result<(), CidError> {
     let mh = cid.hash();
-    match mh.code() {
-        MH_SHA2_256 => {
-            if Sha256::digest(data).as_slice() == mh.digest() {
-                Ok(())
-            } else {
-                Err(CidError::HashMismatch(*cid))
-            }
-        }
-        MH_IDENTITY => {
-            if mh.digest() == data {
-                Ok(())
-            } else {
-                Err(CidError::HashMismatch(*cid))
-            }
-        }
-        other => Err(CidError::UnsupportedHash(other)),
+    let matches = match mh.code() {
+        MH_SHA2_256 => Sha256::digest(data).as_slice() == mh.digest(),
+        MH_SHA2_512 => Sha512::digest(data).as_slice() == mh.digest(),
+        MH_IDENTITY => mh.digest() == data,
+        other => return Err(CidError::UnsupportedHash(other)),
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(CidError::HashMismatch(*cid))
     }
 }
 
@@ -107,7 +117,7 @@ pub fn parse_cid(input: &str) -> Result<Cid, CidError> {
         reason: e.to_string(),
     })?;
     match cid.hash().code() {
-        MH_SHA2_256 | MH_IDENTITY => Ok(cid),
+        code if supported_hash(code) => Ok(cid),
         other => Err(CidError::UnsupportedHash(other)),
     }
 }
@@ -171,5 +181,24 @@ mod tests {
         let cid = block_cid(CODEC_RAW, 1, b"hello");
         assert!(verify(&cid, b"hello").is_ok());
         assert_eq!(verify(&cid, b"hellO"), Err(CidError::HashMismatch(cid)));
+    }
+
+    #[test]
+    fn verify_accepts_sha2_512_and_refuses_unknown_functions() {
+        // The raw "hello\n" block of the gateway conformance subdomain fixture.
+        let cid = parse_cid(
+            "bafkrgqhhyivzstcz3hhswshfjgy6ertgmnqeleynhwt4dlfsthi4hn7zgh4uvlsb5xncykzapi3ocd4lzogukir6ksdy6wzrnz6ohnv4aglcs",
+        )
+        .expect("sha2-512 CID");
+        assert_eq!(cid.hash().code(), MH_SHA2_512);
+        assert_eq!(cid.hash().digest().len(), 64);
+        assert_eq!(verify(&cid, b"hello\n"), Ok(()));
+        assert_eq!(verify(&cid, b"hello!"), Err(CidError::HashMismatch(cid)));
+        assert_eq!(&sha512_multihash(b"hello\n"), cid.hash());
+        // blake2b-256: known to multihash, not to us.
+        let blake = Cid::new_v1(CODEC_RAW, Multihash::wrap(0xb220, &[0; 32]).expect("mh"));
+        assert_eq!(verify(&blake, b""), Err(CidError::UnsupportedHash(0xb220)));
+        let err = parse_cid(&blake.to_string()).expect_err("refused");
+        assert!(err.to_string().contains("sha2-512"), "{err}");
     }
 }

@@ -37,7 +37,7 @@ use std::path::PathBuf;
 use cid::Cid;
 use thiserror::Error;
 
-use crate::content::cid::{CODEC_RAW, MH_IDENTITY, MH_SHA2_256, verify};
+use crate::content::cid::{CODEC_RAW, MH_IDENTITY, MH_SHA2_256, MH_SHA2_512, verify};
 
 /// A block's storage key: the multihash of its bytes.
 pub type Multihash = multihash::Multihash<64>;
@@ -71,7 +71,9 @@ pub enum StoreError {
     Corrupt { cid: Cid },
     #[error("data does not hash to {cid}; refusing to store it (the source is corrupt or lying)")]
     HashMismatch { cid: Cid },
-    #[error("block {cid} uses hash function 0x{code:x}; only sha2-256 and identity are supported")]
+    #[error(
+        "block {cid} uses hash function 0x{code:x}; only sha2-256, sha2-512 and identity are supported"
+    )]
     UnsupportedHash { cid: Cid, code: u64 },
     #[error("{op} {path}: {source}; check the disk space and the repo's permissions")]
     Io {
@@ -176,7 +178,7 @@ impl<T: RawBlocks> Blockstore for T {
         check_size(cid, data.len())?;
         match cid.hash().code() {
             MH_IDENTITY => Ok(()),
-            MH_SHA2_256 => self.put_raw(cid.hash(), data),
+            MH_SHA2_256 | MH_SHA2_512 => self.put_raw(cid.hash(), data),
             code => Err(StoreError::UnsupportedHash { cid: *cid, code }),
         }
     }

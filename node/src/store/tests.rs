@@ -280,6 +280,18 @@ fn unsupported_hash_is_refused(f: Fixture) {
     assert_eq!(f.store.stat().unwrap(), StoreStat::default());
 }
 
+fn sha2_512_blocks_are_stored_and_verified(f: Fixture) {
+    let data = b"a sha2-512 block".to_vec();
+    let cid = Cid::new_v1(CODEC_RAW, crate::content::cid::sha512_multihash(&data));
+    let err = f.store.put_verified(&cid, b"other bytes").unwrap_err();
+    assert!(matches!(err, StoreError::HashMismatch { .. }), "{err}");
+    f.store.put_verified(&cid, &data).unwrap();
+    assert_eq!(f.store.get(&cid).unwrap(), Some(data.clone()));
+    assert!(f.store.keys().unwrap().any(|k| k.unwrap() == *cid.hash()));
+    (f.corrupt)(cid.hash(), b"rotten");
+    assert!(matches!(f.store.get(&cid), Err(StoreError::Corrupt { .. })));
+}
+
 fn keys_lists_exactly_the_stored_blocks(f: Fixture) {
     let mut expected = HashSet::new();
     for i in 0..20u8 {
@@ -353,6 +365,7 @@ suite!(
     identity_cid_is_inline_and_never_stored,
     put_verified_refuses_bytes_that_do_not_match,
     unsupported_hash_is_refused,
+    sha2_512_blocks_are_stored_and_verified,
     keys_lists_exactly_the_stored_blocks,
     delete_removes_only_that_block,
     concurrent_puts_all_land,

@@ -3,18 +3,22 @@
 //! hashing the data itself rather than trusting a CID the sender claims.
 //!
 //! On the wire a prefix is four unsigned varints: CID version, content codec, multihash code
-//! and digest length. Only sha2-256 and identity hashes are supported, as in
+//! and digest length. Only sha2-256, sha2-512 and identity hashes are supported, as in
 //! [`content::cid`](crate::content::cid); any other hash is an error for that one block.
 
 use cid::Cid;
 use multihash::Multihash;
 use thiserror::Error;
 
-use crate::content::cid::{CODEC_DAG_PB, MH_IDENTITY, MH_SHA2_256, sha256_multihash};
+use crate::content::cid::{
+    CODEC_DAG_PB, MH_IDENTITY, MH_SHA2_256, MH_SHA2_512, sha256_multihash, sha512_multihash,
+};
 use crate::content::proto::{put_varint, read_varint, varint_len};
 
 /// Length of a sha2-256 digest.
 const SHA2_256_LEN: u64 = 32;
+/// Length of a sha2-512 digest.
+const SHA2_512_LEN: u64 = 64;
 /// Largest digest a [`Cid`] can hold, which bounds identity-hashed blocks.
 const MAX_DIGEST_LEN: usize = 64;
 
@@ -30,7 +34,9 @@ pub enum PrefixError {
     Version(u64),
     #[error("a CIDv0 prefix must be dag-pb with a 32-byte sha2-256 digest")]
     BadV0,
-    #[error("unsupported hash function 0x{0:x} (only sha2-256 and identity are supported)")]
+    #[error(
+        "unsupported hash function 0x{0:x} (only sha2-256, sha2-512 and identity are supported)"
+    )]
     UnsupportedHash(u64),
     #[error("prefix says the digest is {got} bytes, the hash function gives {expected}")]
     DigestLength { got: u64, expected: u64 },
@@ -94,8 +100,8 @@ impl CidPrefix {
         })
     }
 
-    /// The CID of `data` under this prefix: hashes the data (sha2-256) or inlines it
-    /// (identity).
+    /// The CID of `data` under this prefix: hashes the data (sha2-256, sha2-512) or inlines
+    /// it (identity).
     pub fn cid_for(&self, data: &[u8]) -> Result<Cid, PrefixError> {
         let mh = match self.mh_code {
             MH_SHA2_256 => {
@@ -106,6 +112,15 @@ impl CidPrefix {
                     });
                 }
                 sha256_multihash(data)
+            }
+            MH_SHA2_512 => {
+                if self.mh_len != SHA2_512_LEN {
+                    return Err(PrefixError::DigestLength {
+                        got: self.mh_len,
+                        expected: SHA2_512_LEN,
+                    });
+                }
+                sha512_multihash(data)
             }
             MH_IDENTITY => {
                 if data.len() > MAX_DIGEST_LEN {
@@ -173,9 +188,17 @@ mod tests {
         check(&[0x02, 0x55, 0x12, 0x20], b"", PrefixError::Version(2));
         check(&[0x00, 0x55, 0x12, 0x20], b"", PrefixError::BadV0);
         check(
-            &[0x01, 0x55, 0x13, 0x40],
+            &[0x01, 0x55, 0xb2, 0xe4, 0x02, 0x20],
             b"",
-            PrefixError::UnsupportedHash(0x13),
+            PrefixError::UnsupportedHash(0xb232),
+        );
+        check(
+            &[0x01, 0x55, 0x13, 0x20],
+            b"",
+            PrefixError::DigestLength {
+                got: 32,
+                expected: 64,
+            },
         );
         let digest = PrefixError::DigestLength {
             got: 20,
