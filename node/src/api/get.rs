@@ -4,9 +4,9 @@
 //! The root entry is named after the last path segment, or the CID.
 //!
 //! The path is resolved before the answer starts, so a bad or missing path gets its status;
-//! blocks the store lacked are fetched then, and each fetch is reported in an
-//! [`FETCHED_HEADER`] header (peer, bytes, blocks, milliseconds) for the CLI's "fetching
-//! from" line. `archive` is accepted (the answer is always a tar); `compress` is refused.
+//! the blocks of the tree the store lacks are fetched then (one Bitswap session for the
+//! whole DAG), and each peer that delivered is reported in an [`FETCHED_HEADER`] header
+//! (peer, bytes, blocks, milliseconds) for the CLI's "fetching from" line. `archive` is accepted (the answer is always a tar); `compress` is refused.
 
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use warp::http::HeaderValue;
 use warp::reply::Response;
 
 use super::body::bytes_blocking;
-use super::read::{export_error, network_source};
+use super::read::{export_error, network_source, source_error};
 use super::{ApiError, Call, Commands, NodeState};
 use crate::content::cid::IpfsPath;
 use crate::content::directory::validate_name;
@@ -94,6 +94,9 @@ async fn get(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
     let target = tokio::task::spawn_blocking(move || {
         let source = network_source(&state, handle);
         let cid = resolve(&source, &path).map_err(export_error)?;
+        // The whole tree is sent: fetch what is missing now, so a block nobody has is a 404
+        // before the answer starts and the fetch headers tell all that was fetched.
+        source.prefetch(&[cid]).map_err(source_error)?;
         let info = stat(&source, &cid).map_err(export_error)?;
         let size = match info.kind {
             NodeKind::File => info.size,

@@ -131,6 +131,12 @@ async fn ls(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
             let links = match stat(&source, &cid).map_err(export_error)?.kind {
                 NodeKind::Directory | NodeKind::ShardedDirectory => list(&source, &cid)
                     .and_then(|entries| {
+                        // Each entry's own block says its kind: fetch them together (not
+                        // what is below them).
+                        let cids: Vec<_> = entries.iter().map(|e| e.cid).collect();
+                        source
+                            .prefetch_blocks(&cids)
+                            .map_err(|source| ExportError::Source { cid, source })?;
                         entries
                             .into_iter()
                             .map(|e| ls_link(&source, e))

@@ -4,8 +4,16 @@
 //! that match the CID asked for (the store re-hashes on read; a network source must too). Byte
 //! ranges use each file node's `blocksizes` to skip subtrees outside the range, so reading a
 //! range fetches only the blocks that cover it.
+//!
+//! What is read is also what is fetched: a source that fetches from the network asks for one
+//! missing block per read, and the exporter hints ([`BlockSource::prefetch`]) where it knows
+//! more will follow. A file read hints runs of children that lie wholly inside the range, at
+//! most [`PREFETCH_WINDOW`] bytes each ([`prefetch_runs`]), so a whole file comes a window of
+//! blocks at a time while a small range, a path lookup or a listing pulls only the blocks on
+//! its way (a listing's sizes come from its links' `Tsize`, never from the entries).
 
 use std::io::Write;
+use std::ops::Range;
 
 use cid::Cid;
 use thiserror::Error;
@@ -23,6 +31,18 @@ pub trait BlockSource {
     /// The block's bytes; `Ok(None)` when the source does not have it.
     fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, SourceError>;
 
+    /// A hint that the whole DAGs under `cids` are about to be read: a source that fetches
+    /// missing blocks may fetch theirs together instead of one read at a time. Local sources
+    /// do nothing. An error is what reading them would have failed with.
+    fn prefetch(&self, _cids: &[Cid]) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    /// A hint that the blocks `cids`, but nothing below them, are about to be read.
+    fn prefetch_blocks(&self, _cids: &[Cid]) -> Result<(), SourceError> {
+        Ok(())
+    }
+
     /// The network fetches this source made since the last call (for commands that tell the
     /// user where content came from). Local sources fetch nothing.
     fn take_fetch_reports(&self) -> Vec<FetchReport> {
@@ -30,7 +50,7 @@ pub trait BlockSource {
     }
 }
 
-/// One completed network fetch of a DAG, as a [`BlockSource`] reports it.
+/// One peer's share of the network fetches a [`BlockSource`] made, as it reports them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchReport {
     /// The peer that delivered the most bytes.
@@ -48,6 +68,47 @@ impl BlockSource for std::collections::HashMap<Cid, Vec<u8>> {
 
 /// Deepest file or shard tree the exporter follows; a deeper DAG is treated as hostile.
 const MAX_DEPTH: usize = 256;
+
+/// Most file bytes one [`BlockSource::prefetch`] of a file read asks for: enough blocks to
+/// keep many in flight, few enough that bytes start flowing soon and that a range never
+/// pulls much beyond what it covers.
+pub const PREFETCH_WINDOW: u64 = 16 << 20;
+
+/// Which children of a file node to prefetch together, given each child's `(start, size)` in
+/// file positions: runs of consecutive children that lie wholly inside `[from, to)`, each
+/// run at most `window` bytes. A child larger than `window` is in no run (its own children
+/// are planned when it is read), nor is one the range only partly covers (only the blocks on
+/// the range's edge are read from it).
+pub fn prefetch_runs(
+    children: &[(u64, u64)],
+    from: u64,
+    to: u64,
+    window: u64,
+) -> Vec<Range<usize>> {
+    let mut runs = Vec::new();
+    // The open run: its first child and its bytes so far.
+    let mut open: Option<(usize, u64)> = None;
+    for (i, &(start, size)) in children.iter().enumerate() {
+        let inside = start >= from && start.saturating_add(size) <= to && size <= window;
+        match open {
+            Some((first, bytes)) if inside && bytes + size <= window => {
+                open = Some((first, bytes + size));
+            }
+            _ => {
+                if let Some((first, _)) = open.take() {
+                    runs.push(first..i);
+                }
+                if inside {
+                    open = Some((i, size));
+                }
+            }
+        }
+    }
+    if let Some((first, _)) = open {
+        runs.push(first..children.len());
+    }
+    runs
+}
 
 /// Why an export failed.
 #[derive(Debug, Error)]
@@ -243,6 +304,17 @@ fn list_shard(
     if depth > 8 {
         return Err(ExportError::TooDeep(*cid));
     }
+    // Sub-shards (two-character names) are read next: ask for them together.
+    let shards: Vec<Cid> = node
+        .links
+        .iter()
+        .filter(|l| l.name().len() == 2)
+        .map(|l| l.cid)
+        .collect();
+    if !shards.is_empty() {
+        src.prefetch_blocks(&shards)
+            .map_err(|source| ExportError::Source { cid: *cid, source })?;
+    }
     for link in &node.links {
         let name = link.name();
         if !name.is_char_boundary(2.min(name.len())) || name.len() < 2 {
@@ -329,13 +401,29 @@ fn read_node(
             reason: "blocksizes do not match links".into(),
         });
     }
-    let mut child_start = start + inline.len() as u64;
-    for (link, &size) in node.links.iter().zip(&data.blocksizes) {
-        let child_end = child_start.saturating_add(size);
+    let mut next = start + inline.len() as u64;
+    let spans: Vec<(u64, u64)> = data
+        .blocksizes
+        .iter()
+        .map(|&size| {
+            let span = (next, size);
+            next = next.saturating_add(size);
+            span
+        })
+        .collect();
+    let mut runs = prefetch_runs(&spans, from, to, PREFETCH_WINDOW)
+        .into_iter()
+        .peekable();
+    for (i, (link, &(child_start, size))) in node.links.iter().zip(&spans).enumerate() {
         if child_start >= to {
             break;
         }
-        if child_end > from {
+        if let Some(run) = runs.next_if(|r| r.start == i) {
+            let cids: Vec<Cid> = node.links[run].iter().map(|l| l.cid).collect();
+            src.prefetch(&cids)
+                .map_err(|source| ExportError::Source { cid: *cid, source })?;
+        }
+        if child_start.saturating_add(size) > from {
             read_node(
                 src,
                 &link.cid,
@@ -347,7 +435,6 @@ fn read_node(
                 depth + 1,
             )?;
         }
-        child_start = child_end;
     }
     Ok(())
 }
@@ -370,4 +457,188 @@ fn emit(
         *written += slice.len() as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::{HashMap, HashSet};
+
+    use super::*;
+    use crate::content::directory::{DirEntry, build_directory};
+    use crate::content::importer::{ImportOptions, import_bytes};
+    use crate::content::links::links;
+
+    #[test]
+    fn prefetch_runs_take_whole_children_inside_the_range_up_to_the_window() {
+        // Ten children of 10 bytes: [0,10), [10,20), ...
+        let tens: Vec<(u64, u64)> = (0..10).map(|i| (i * 10, 10)).collect();
+        let check = |children: &[(u64, u64)], from, to, window, expected: &[Range<usize>]| {
+            assert_eq!(
+                prefetch_runs(children, from, to, window),
+                expected,
+                "[{from}, {to}) window {window}"
+            );
+        };
+        // The whole file: runs of at most the window.
+        check(&tens, 0, u64::MAX, 30, &[0..3, 3..6, 6..9, 9..10]);
+        check(&tens, 0, 100, 1000, &[0..10]);
+        // A few bytes in the middle: no child lies wholly inside, nothing prefetched.
+        check(&tens, 45, 47, 1000, &[]);
+        // Partly covered children at the edges stay out of the run.
+        check(&tens, 15, 65, 1000, &[2..6]);
+        // Exact boundaries are inside.
+        check(&tens, 20, 40, 1000, &[2..4]);
+        // A child bigger than the window is in no run and splits the runs around it.
+        let mixed = [(0, 10), (10, 10), (20, 500), (520, 10)];
+        check(&mixed, 0, u64::MAX, 100, &[0..2, 3..4]);
+        // Empty children inside the range ride along; no children, no runs.
+        check(&[(0, 0), (0, 5)], 0, 5, 10, &[0..2]);
+        check(&[], 0, u64::MAX, 10, &[]);
+    }
+
+    /// A map of blocks that records what the exporter reads and hints.
+    #[derive(Default)]
+    struct Recorder {
+        blocks: HashMap<Cid, Vec<u8>>,
+        read: RefCell<Vec<Cid>>,
+        prefetched: RefCell<Vec<Vec<Cid>>>,
+        prefetched_blocks: RefCell<Vec<Vec<Cid>>>,
+    }
+
+    impl BlockSource for Recorder {
+        fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, SourceError> {
+            self.read.borrow_mut().push(*cid);
+            Ok(self.blocks.get(cid).cloned())
+        }
+
+        fn prefetch(&self, cids: &[Cid]) -> Result<(), SourceError> {
+            self.prefetched.borrow_mut().push(cids.to_vec());
+            Ok(())
+        }
+
+        fn prefetch_blocks(&self, cids: &[Cid]) -> Result<(), SourceError> {
+            self.prefetched_blocks.borrow_mut().push(cids.to_vec());
+            Ok(())
+        }
+    }
+
+    impl Recorder {
+        /// Every block under `root` (root included).
+        fn dag(&self, root: &Cid) -> HashSet<Cid> {
+            let mut seen = HashSet::new();
+            let mut stack = vec![*root];
+            while let Some(cid) = stack.pop() {
+                if seen.insert(cid) {
+                    stack.extend(links(&cid, &self.blocks[&cid]).unwrap());
+                }
+            }
+            seen
+        }
+    }
+
+    /// A two-level file: 2,000 bytes in 10-byte leaves, at most 20 links a node (10 inner
+    /// nodes of 20 leaves, 200 bytes each, under the root).
+    fn two_level_file(src: &mut Recorder) -> (crate::content::layout::Child, Vec<u8>) {
+        let mut opts = ImportOptions::default().with_cid_version(1);
+        opts.chunker = "size-10".parse().unwrap();
+        opts.max_links = 20;
+        let data: Vec<u8> = (0..2000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let file = import_bytes(&data, &opts, &mut src.blocks).unwrap();
+        (file, data)
+    }
+
+    #[test]
+    fn a_small_range_reads_only_the_blocks_on_its_way() {
+        let mut src = Recorder::default();
+        let (file, data) = two_level_file(&mut src);
+        let file = file.cid;
+        let mut out = Vec::new();
+        read_range(&src, &file, 1005, Some(3), &mut out).unwrap();
+        assert_eq!(out, &data[1005..1008]);
+        // The root, one inner node, one leaf; nothing hinted.
+        assert_eq!(src.read.borrow().len(), 3, "{:?}", src.read.borrow());
+        assert!(src.prefetched.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_whole_file_read_hints_every_block_below_the_root_in_windows() {
+        let mut src = Recorder::default();
+        let (file, data) = two_level_file(&mut src);
+        let file = file.cid;
+        let mut out = Vec::new();
+        read_range(&src, &file, 0, None, &mut out).unwrap();
+        assert_eq!(out, data);
+        // The root's ten inner nodes (200 bytes each) fit one window: one hint covering
+        // them, then each inner node's leaves (already under a hinted DAG) hinted again,
+        // which a network source finds local.
+        let hints = src.prefetched.borrow();
+        let root_children: Vec<Cid> = PbNode::decode(&src.blocks[&file])
+            .unwrap()
+            .links
+            .iter()
+            .map(|l| l.cid)
+            .collect();
+        assert_eq!(hints[0], root_children);
+        let hinted: HashSet<Cid> = hints.iter().flatten().copied().collect();
+        let mut below = src.dag(&file);
+        below.remove(&file);
+        assert_eq!(hinted, below, "every block below the root is hinted");
+    }
+
+    #[test]
+    fn a_middle_range_hints_only_the_children_it_covers() {
+        let mut src = Recorder::default();
+        let (file, data) = two_level_file(&mut src);
+        let file = file.cid;
+        let mut out = Vec::new();
+        // [150, 650): part of inner node 0, all of nodes 1 and 2, part of node 3.
+        read_range(&src, &file, 150, Some(500), &mut out).unwrap();
+        assert_eq!(out, &data[150..650]);
+        let root_children: Vec<Cid> = PbNode::decode(&src.blocks[&file])
+            .unwrap()
+            .links
+            .iter()
+            .map(|l| l.cid)
+            .collect();
+        let hints = src.prefetched.borrow();
+        assert!(hints.contains(&root_children[1..3].to_vec()), "{hints:?}");
+        let hinted: HashSet<Cid> = hints.iter().flatten().copied().collect();
+        // Nothing outside the range is hinted: not node 0's first 15 leaves, not node 4.
+        for outside in [0, 4, 9] {
+            assert!(!hinted.contains(&root_children[outside]));
+        }
+    }
+
+    #[test]
+    fn listing_and_lookup_read_no_entry() {
+        let mut src = Recorder::default();
+        let (big, _) = two_level_file(&mut src);
+        let file = big.cid;
+        let mut opts = ImportOptions::default().with_cid_version(1);
+        opts.chunker = "size-10".parse().unwrap();
+        let small = import_bytes(b"hello", &opts, &mut src.blocks).unwrap();
+        let dir = build_directory(
+            vec![
+                DirEntry {
+                    name: "big".into(),
+                    child: big,
+                },
+                DirEntry {
+                    name: "small".into(),
+                    child: small,
+                },
+            ],
+            &opts,
+            &mut src.blocks,
+        )
+        .unwrap();
+        let entries = list(&src, &dir.cid).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(lookup(&src, &dir.cid, "big").unwrap(), file);
+        assert_eq!(*src.read.borrow(), vec![dir.cid, dir.cid]);
+        assert!(src.prefetched.borrow().is_empty());
+        assert!(src.prefetched_blocks.borrow().is_empty());
+    }
 }

@@ -1,6 +1,8 @@
 //! Depth-first walk of a whole DAG (any codec [`links`](super::links) understands), visiting
 //! each block once, in the order CAR export and the trustless gateway need (pre-order, links in
-//! order, no duplicates).
+//! order, no duplicates). Each block's children are hinted to the source
+//! ([`BlockSource::prefetch`]) before they are read, so a network source fetches the missing
+//! part of the DAG together.
 
 use std::collections::HashSet;
 
@@ -34,6 +36,11 @@ pub fn walk_dag(
             reason: e.to_string(),
         })?;
         visit(&cid, &bytes)?;
+        // Everything below is read next: a network source fetches what it lacks together.
+        if !children.is_empty() {
+            src.prefetch(&children)
+                .map_err(|source| ExportError::Source { cid, source })?;
+        }
         stack.extend(children.into_iter().rev());
     }
     Ok(())

@@ -1,7 +1,14 @@
-//! [`NetworkSource`]: the block source commands read through while the daemon runs. A block
-//! comes from the local store when it is there; otherwise the DAG below it is fetched over
-//! Bitswap (with a timeout), stored, and the block is read back from the store, so what the
+//! [`NetworkSource`]: the block source commands and the gateway read through while the daemon
+//! runs. A block comes from the local store when it is there; otherwise just that block is
+//! fetched over Bitswap (with a timeout), stored, and read back from the store, so what the
 //! exporter sees is always verified by `Blockstore::get`.
+//!
+//! Fetching only what is read keeps a byte range, a path lookup or a directory listing from
+//! pulling whole DAGs. Whole-DAG reads stay fast through the exporter's hints:
+//! [`BlockSource::prefetch`] fetches the missing DAGs under the CIDs hinted in one Bitswap
+//! session (many blocks in flight), [`BlockSource::prefetch_blocks`] the missing blocks
+//! themselves. The fetch policy (what is hinted when) lives in `content::exporter` and
+//! `content::walk`; this file only turns hints into fetches.
 //!
 //! Commands run in `spawn_blocking`, so `get_block` may block on the runtime handle.
 
@@ -13,6 +20,7 @@ use tokio::runtime::Handle;
 
 use crate::content::exporter::{BlockSource, FetchReport, SourceError};
 use crate::net::bitswap::Bitswap;
+use crate::net::bitswap::fetch::FetchStats;
 use crate::store::Blockstore;
 
 /// Store first, then the network.
@@ -21,6 +29,7 @@ pub struct NetworkSource<'a> {
     bitswap: Bitswap,
     runtime: Handle,
     timeout: Duration,
+    /// One entry per peer that delivered the most bytes of some fetch.
     reports: Mutex<Vec<FetchReport>>,
 }
 
@@ -39,6 +48,38 @@ impl<'a> NetworkSource<'a> {
             reports: Mutex::new(Vec::new()),
         }
     }
+
+    /// The CIDs of `cids` the store lacks, each once.
+    fn missing(&self, cids: &[Cid]) -> Result<Vec<Cid>, SourceError> {
+        let mut missing: Vec<Cid> = Vec::new();
+        for cid in cids {
+            if !missing.contains(cid) && !self.store.has(cid)? {
+                missing.push(*cid);
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Add a finished fetch to its top peer's report.
+    fn record(&self, stats: &FetchStats) {
+        let (Some(peer), Ok(mut reports)) = (stats.top_peer, self.reports.lock()) else {
+            return;
+        };
+        let peer = peer.to_string();
+        match reports.iter_mut().find(|r| r.peer == peer) {
+            Some(report) => {
+                report.bytes += stats.bytes;
+                report.blocks += stats.blocks;
+                report.elapsed += stats.elapsed;
+            }
+            None => reports.push(FetchReport {
+                peer,
+                bytes: stats.bytes,
+                blocks: stats.blocks,
+                elapsed: stats.elapsed,
+            }),
+        }
+    }
 }
 
 impl BlockSource for NetworkSource<'_> {
@@ -46,20 +87,38 @@ impl BlockSource for NetworkSource<'_> {
         if let Some(data) = self.store.get(cid)? {
             return Ok(Some(data));
         }
-        tracing::info!(%cid, "block not local; fetching its DAG over bitswap");
+        tracing::debug!(%cid, "block not local; fetching it over bitswap");
         let stats = self
             .runtime
-            .block_on(self.bitswap.fetch_dag(*cid, self.timeout))?;
-        tracing::info!(%cid, blocks = stats.blocks, bytes = stats.bytes, "fetched");
-        if let (Some(peer), Ok(mut reports)) = (stats.top_peer, self.reports.lock()) {
-            reports.push(FetchReport {
-                peer: peer.to_string(),
-                bytes: stats.bytes,
-                blocks: stats.blocks,
-                elapsed: stats.elapsed,
-            });
-        }
+            .block_on(self.bitswap.fetch_blocks(&[*cid], self.timeout))?;
+        self.record(&stats);
         Ok(self.store.get(cid)?)
+    }
+
+    fn prefetch(&self, cids: &[Cid]) -> Result<(), SourceError> {
+        let missing = self.missing(cids)?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        tracing::debug!(roots = missing.len(), first = %missing[0], "fetching DAGs over bitswap");
+        let stats = self
+            .runtime
+            .block_on(self.bitswap.fetch_dags(&missing, self.timeout))?;
+        tracing::debug!(blocks = stats.blocks, bytes = stats.bytes, "fetched");
+        self.record(&stats);
+        Ok(())
+    }
+
+    fn prefetch_blocks(&self, cids: &[Cid]) -> Result<(), SourceError> {
+        let missing = self.missing(cids)?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let stats = self
+            .runtime
+            .block_on(self.bitswap.fetch_blocks(&missing, self.timeout))?;
+        self.record(&stats);
+        Ok(())
     }
 
     fn take_fetch_reports(&self) -> Vec<FetchReport> {

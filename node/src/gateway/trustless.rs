@@ -174,6 +174,15 @@ impl BlockSource for CarTee<'_, '_> {
         }
         Ok(block)
     }
+
+    // Hints pass through: the blocks reach the CAR when they are read.
+    fn prefetch(&self, cids: &[Cid]) -> Result<(), SourceError> {
+        self.src.prefetch(cids)
+    }
+
+    fn prefetch_blocks(&self, cids: &[Cid]) -> Result<(), SourceError> {
+        self.src.prefetch_blocks(cids)
+    }
 }
 
 #[cfg(test)]

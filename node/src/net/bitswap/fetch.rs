@@ -1,10 +1,11 @@
-//! Fetching a DAG over Bitswap: [`Bitswap::fetch_dag`] runs one [`Session`] in the caller's
-//! task. Peers are the connected peers, peers that connect meanwhile, and DHT providers the
-//! session asks for. Delivered blocks are stored on blocking threads while the loop goes on
-//! receiving (at most [`STORE_JOBS`] batches at once); each job decodes the links and
-//! answers with the children the store lacks, which are wanted in turn, until the whole DAG
-//! under the root is local or a CID fails. Children beyond what the session may track at
-//! once wait in a backlog, so a DAG of any size is fetched completely.
+//! Fetching over Bitswap: [`Bitswap::fetch_dag`] (a DAG), [`Bitswap::fetch_dags`] (several
+//! at once) and [`Bitswap::fetch_blocks`] (just the blocks named, nothing below) each run one
+//! [`Session`] in the caller's task. Peers are the connected peers, peers that connect
+//! meanwhile, and DHT providers the session asks for. Delivered blocks are stored on blocking
+//! threads while the loop goes on receiving (at most [`STORE_JOBS`] batches at once); for a
+//! DAG fetch each job decodes the links and answers with the children the store lacks, which
+//! are wanted in turn, until every DAG is local or a CID fails. CIDs beyond what the session
+//! may track at once wait in a backlog, so a DAG of any size is fetched completely.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -40,6 +41,16 @@ pub enum FetchError {
     Stopped,
     #[error("the daemon is shutting down; the fetch was cancelled")]
     ShuttingDown,
+}
+
+/// How far below the CIDs asked for a fetch goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Only the blocks named.
+    Blocks,
+    /// The blocks named and every block below them that the store lacks (a local block's
+    /// DAG is taken to be complete).
+    Dags,
 }
 
 /// What a finished fetch did.
@@ -84,7 +95,39 @@ impl Bitswap {
     /// Fetch `root` and every block below it that the store lacks; returns when all are
     /// stored, or fails after `timeout`.
     pub async fn fetch_dag(&self, root: Cid, timeout: Duration) -> Result<FetchStats, FetchError> {
+        self.fetch(&[root], Depth::Dags, timeout).await
+    }
+
+    /// [`Bitswap::fetch_dag`] of several roots in one session, so their blocks are wanted
+    /// side by side.
+    pub async fn fetch_dags(
+        &self,
+        roots: &[Cid],
+        timeout: Duration,
+    ) -> Result<FetchStats, FetchError> {
+        self.fetch(roots, Depth::Dags, timeout).await
+    }
+
+    /// Fetch and store just these blocks, none of their children.
+    pub async fn fetch_blocks(
+        &self,
+        cids: &[Cid],
+        timeout: Duration,
+    ) -> Result<FetchStats, FetchError> {
+        self.fetch(cids, Depth::Blocks, timeout).await
+    }
+
+    /// Want `roots` (and with [`Depth::Dags`] the missing blocks below them) in one session
+    /// until all are stored, a CID fails, or `timeout` passes.
+    async fn fetch(
+        &self,
+        roots: &[Cid],
+        depth: Depth,
+        timeout: Duration,
+    ) -> Result<FetchStats, FetchError> {
         let inner = &self.inner;
+        // Named in a timeout error.
+        let root = roots.first().copied().unwrap_or_default();
         // Counted before the flag is read: `shutdown` sets the flag, then waits for none.
         inner.active.send_modify(|n| *n += 1);
         let _running = Running(inner.active.clone());
@@ -119,12 +162,13 @@ impl Bitswap {
         for peer in connected {
             session.add_peer(peer, ProtocolVersion::V1_2_0, start);
         }
-        let _ = session.want(root, start);
-        inner.metrics.wantlist_size.inc();
         let mut stats = FetchStats::default();
         let mut by_peer: std::collections::HashMap<PeerId, u64> = Default::default();
-        // Children the session could not take yet (it tracks at most `max_wants` CIDs).
+        // CIDs the session could not take yet (it tracks at most `max_wants` CIDs): the
+        // roots first, then children as their parents are stored.
         let mut backlog: VecDeque<Cid> = VecDeque::new();
+        let mut asked = std::collections::HashSet::new();
+        backlog.extend(roots.iter().filter(|c| asked.insert(**c)));
         let mut storing: JoinSet<Result<Vec<Cid>, StoreFailure>> = JoinSet::new();
         let result = 'fetch: loop {
             let mut delivered = Vec::new();
@@ -158,7 +202,7 @@ impl Bitswap {
                 inner.metrics.blocks_received.inc_by(delivered.len() as u64);
                 stats.blocks += delivered.len() as u64;
                 stats.bytes += delivered.iter().map(|(_, d)| d.len() as u64).sum::<u64>();
-                storing.spawn_blocking(self.store_job(delivered));
+                storing.spawn_blocking(self.store_job(delivered, depth));
             }
             // Bound the blocks held in memory while stores run; when the network has nothing
             // more to deliver, wait for the stores, whose children come next.
@@ -242,11 +286,12 @@ impl Bitswap {
     }
 
     /// A job for a blocking thread: store the delivered blocks (their CIDs were rebuilt from
-    /// these bytes when the message was decoded, so they are not hashed again) and return
-    /// their children that the store lacks.
+    /// these bytes when the message was decoded, so they are not hashed again) and, for a DAG
+    /// fetch, return their children that the store lacks.
     fn store_job(
         &self,
         blocks: Vec<(Cid, Vec<u8>)>,
+        depth: Depth,
     ) -> impl FnOnce() -> Result<Vec<Cid>, StoreFailure> + Send + 'static {
         let store = Arc::clone(&self.inner.store);
         move || {
@@ -255,6 +300,9 @@ impl Bitswap {
                 store
                     .put(cid, data)
                     .map_err(|e| StoreFailure(*cid, e.to_string()))?;
+                if depth == Depth::Blocks {
+                    continue;
+                }
                 // A block whose links we cannot read is still a block; it just has no
                 // children we know how to fetch.
                 for child in links(cid, data).unwrap_or_default() {
