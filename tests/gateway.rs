@@ -678,6 +678,105 @@ fn content_from_another_daemon_over_bitswap_and_504_when_nobody_has_it() {
     assert_eq!(r.status, 200, "still serving after a timeout");
 }
 
+/// Blocks in a daemon's store (`repo/stat`).
+fn stored_blocks(d: &Daemon) -> u64 {
+    let (status, body) = d.post("repo/stat", &[], b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let stat: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    stat["NumObjects"].as_u64().unwrap()
+}
+
+/// Whether a daemon holds a block, without fetching it (`block/stat?offline=true`).
+fn holds(d: &Daemon, cid: &str) -> bool {
+    let (status, body) = d.post(&format!("block/stat?arg={cid}&offline=true"), &[], b"");
+    assert!(
+        status == 200 || status == 404,
+        "{status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    status == 200
+}
+
+#[test]
+fn remote_ranges_listings_and_paths_fetch_only_the_blocks_they_need() {
+    let provider = Daemon::start(Node::new(), &[]);
+    // 16 MiB in 64 KiB chunks: 256 leaves under two inner nodes and a root.
+    let data = gen_bytes(11, 16 << 20);
+    let file = provider.node.write("big.bin", &data);
+    let cid = provider.node.add(&file, &["--chunker=size-65536"]);
+    const FILE_BLOCKS: u64 = 256 + 2 + 1;
+    // A directory with a big file (its own chunks) and a small one.
+    let inner = gen_bytes(12, 4 << 20);
+    provider.node.write("dir/inner.bin", &inner);
+    provider.node.write("dir/a.txt", b"small file\n");
+    let dir_path = provider.node.mkdir("dir");
+    let dir = provider.node.add(&dir_path, &["-r", "--chunker=size-65536"]);
+    let inner_file = provider.node.write("inner.bin", &inner);
+    let inner_cid = provider.node.add(&inner_file, &["--chunker=size-65536"]);
+
+    let bootstrap = format!("--bootstrap={}", provider.addr());
+    let d = Daemon::start(
+        Node::new(),
+        &[
+            "--gateway=127.0.0.1:0",
+            &bootstrap,
+            "--retrieval-timeout=60",
+        ],
+    );
+    let gw = d.gateway.clone().unwrap();
+    let empty = stored_blocks(&d);
+
+    // (a) A few bytes in the middle: 206 with those bytes, and only the blocks on the way
+    // (root, an inner node, a leaf) fetched, not the file.
+    let middle = 9_000_000;
+    let r = request(
+        "GET",
+        &format!("{gw}/ipfs/{cid}"),
+        &[("Range", &format!("bytes={middle}-{}", middle + 9))],
+    );
+    assert_eq!(r.status, 206, "{}", r.text());
+    assert_eq!(
+        r.header("content-range"),
+        format!("bytes {middle}-{}/{}", middle + 9, data.len())
+    );
+    assert_eq!(r.body, &data[middle..middle + 10]);
+    let after_range = stored_blocks(&d);
+    let fetched = after_range - empty;
+    assert!(
+        fetched * 10 < FILE_BLOCKS,
+        "a 10-byte range fetched {fetched} of the file's {FILE_BLOCKS} blocks"
+    );
+
+    // (b) A listing of the remote directory: the directory's block, not its files.
+    let r = get(&format!("{gw}/ipfs/{dir}/"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("inner.bin"), "{}", r.text());
+    assert!(holds(&d, &dir));
+    assert!(!holds(&d, &inner_cid), "the listing fetched inner.bin");
+    let after_listing = stored_blocks(&d);
+    assert!(
+        after_listing - after_range <= 2,
+        "the listing fetched {} blocks",
+        after_listing - after_range
+    );
+    // A path through the directory: the small file, still not the big one.
+    let r = get(&format!("{gw}/ipfs/{dir}/a.txt"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, b"small file\n");
+    assert!(!holds(&d, &inner_cid), "the path lookup fetched inner.bin");
+
+    // (c) The whole file: every byte, and now every block is local.
+    let r = get(&format!("{gw}/ipfs/{cid}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body.len(), data.len());
+    assert!(r.body == data, "bytes differ");
+    let r = get(&format!("{gw}/ipfs/{dir}/inner.bin"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body == inner, "bytes differ");
+    assert!(holds(&d, &inner_cid));
+    assert!(stored_blocks(&d) - after_listing >= FILE_BLOCKS - fetched + 64);
+}
+
 #[test]
 fn nft_add_round_trips_through_the_gateway() {
     let node = Node::new();
