@@ -710,7 +710,9 @@ fn remote_ranges_listings_and_paths_fetch_only_the_blocks_they_need() {
     provider.node.write("dir/inner.bin", &inner);
     provider.node.write("dir/a.txt", b"small file\n");
     let dir_path = provider.node.mkdir("dir");
-    let dir = provider.node.add(&dir_path, &["-r", "--chunker=size-65536"]);
+    let dir = provider
+        .node
+        .add(&dir_path, &["-r", "--chunker=size-65536"]);
     let inner_file = provider.node.write("inner.bin", &inner);
     let inner_cid = provider.node.add(&inner_file, &["--chunker=size-65536"]);
 

@@ -245,7 +245,7 @@ fn metrics_health_and_ready_are_served() {
 }
 
 #[test]
-fn a_dag_wider_than_one_session_is_fetched_by_one_fetch() {
+fn a_dag_wider_than_one_session_is_fetched_a_window_at_a_time() {
     // 17 MiB in 1 KiB chunks: 17,408 leaves, more CIDs than a fetch keeps live at once and
     // more than a server keeps per peer (8,192). The children not yet asked for must wait,
     // neither forgotten nor sent as wants the holder drops.
@@ -265,16 +265,34 @@ fn a_dag_wider_than_one_session_is_fetched_by_one_fetch() {
         fetched.len(),
         data.len()
     );
+    // The root is read alone; its children (inner nodes of 174 leaves) are then fetched as
+    // DAGs a window at a time, the first window far wider than one session's live wants.
     let log = b.log();
-    let fetches: Vec<&str> = log
+    let singles = log
         .lines()
-        .filter(|l| l.contains("fetching its DAG over bitswap"))
+        .filter(|l| l.contains("block not local; fetching it over bitswap"))
+        .count();
+    assert_eq!(singles, 1, "only the root should be fetched alone:\n{log}");
+    let dag_blocks: Vec<u64> = log
+        .lines()
+        .filter(|l| l.contains("DAGs fetched"))
+        .filter_map(|l| {
+            l.split("blocks=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .collect();
-    assert_eq!(
-        fetches.len(),
-        1,
-        "the first fetch should have brought the whole DAG:\n{}",
-        fetches.join("\n")
+    let windows = (17u64 << 20).div_ceil(distribute::content::exporter::PREFETCH_WINDOW);
+    assert!(
+        !dag_blocks.is_empty() && dag_blocks.len() as u64 <= windows + 1,
+        "17 MiB should come in about {windows} DAG fetches: {dag_blocks:?}"
+    );
+    assert!(
+        dag_blocks[0] > 8192,
+        "the first window should be wider than a server's per-peer wants: {dag_blocks:?}"
     );
 }
 

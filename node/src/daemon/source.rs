@@ -104,7 +104,12 @@ impl BlockSource for NetworkSource<'_> {
         let stats = self
             .runtime
             .block_on(self.bitswap.fetch_dags(&missing, self.timeout))?;
-        tracing::debug!(blocks = stats.blocks, bytes = stats.bytes, "fetched");
+        tracing::debug!(
+            blocks = stats.blocks,
+            bytes = stats.bytes,
+            ms = stats.elapsed.as_millis() as u64,
+            "DAGs fetched"
+        );
         self.record(&stats);
         Ok(())
     }
