@@ -1,7 +1,8 @@
 //! The HTTP gateway against real daemons on loopback: the path gateway (files, directories,
 //! listings, ranges, caching headers, redirects), the trustless gateway (raw blocks, CAR
 //! streams verified block by block), subdomain mode, error statuses, fetching over Bitswap
-//! from another daemon, a 504 for content nobody has, and `nft add` round trips.
+//! from another daemon (only the blocks a range, listing or path needs), a 504 for content
+//! nobody has, and `nft add` round trips.
 //! Content comes from the gateway conformance CARs in `shared/gateway-fixtures`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -772,11 +773,19 @@ fn remote_ranges_listings_and_paths_fetch_only_the_blocks_they_need() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.body.len(), data.len());
     assert!(r.body == data, "bytes differ");
+    assert!(stored_blocks(&d) - after_listing >= FILE_BLOCKS - fetched);
+    // The directory's whole DAG as a CAR: what was not fetched yet (inner.bin) comes now.
+    let r = get(&format!("{gw}/ipfs/{dir}?format=car"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (roots, blocks) = car_blocks(&r.body);
+    assert_eq!(roots, vec![dir.clone()]);
+    // The directory, a.txt, and inner.bin's 64 leaves and root.
+    assert_eq!(blocks.len(), 1 + 1 + 64 + 1, "{blocks:?}");
+    assert!(blocks.contains(&inner_cid));
+    assert!(holds(&d, &inner_cid));
     let r = get(&format!("{gw}/ipfs/{dir}/inner.bin"));
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.body == inner, "bytes differ");
-    assert!(holds(&d, &inner_cid));
-    assert!(stored_blocks(&d) - after_listing >= FILE_BLOCKS - fetched + 64);
 }
 
 #[test]
