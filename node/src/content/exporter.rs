@@ -474,27 +474,28 @@ mod tests {
     fn prefetch_runs_take_whole_children_inside_the_range_up_to_the_window() {
         // Ten children of 10 bytes: [0,10), [10,20), ...
         let tens: Vec<(u64, u64)> = (0..10).map(|i| (i * 10, 10)).collect();
-        let check = |children: &[(u64, u64)], from, to, window, expected: &[Range<usize>]| {
-            assert_eq!(
-                prefetch_runs(children, from, to, window),
-                expected,
-                "[{from}, {to}) window {window}"
-            );
+        // Runs as (first, past the last) child indices.
+        let check = |children: &[(u64, u64)], from, to, window, expected: &[(usize, usize)]| {
+            let runs: Vec<(usize, usize)> = prefetch_runs(children, from, to, window)
+                .into_iter()
+                .map(|r| (r.start, r.end))
+                .collect();
+            assert_eq!(runs, expected, "[{from}, {to}) window {window}");
         };
         // The whole file: runs of at most the window.
-        check(&tens, 0, u64::MAX, 30, &[0..3, 3..6, 6..9, 9..10]);
-        check(&tens, 0, 100, 1000, &[0..10]);
+        check(&tens, 0, u64::MAX, 30, &[(0, 3), (3, 6), (6, 9), (9, 10)]);
+        check(&tens, 0, 100, 1000, &[(0, 10)]);
         // A few bytes in the middle: no child lies wholly inside, nothing prefetched.
         check(&tens, 45, 47, 1000, &[]);
         // Partly covered children at the edges stay out of the run.
-        check(&tens, 15, 65, 1000, &[2..6]);
+        check(&tens, 15, 65, 1000, &[(2, 6)]);
         // Exact boundaries are inside.
-        check(&tens, 20, 40, 1000, &[2..4]);
+        check(&tens, 20, 40, 1000, &[(2, 4)]);
         // A child bigger than the window is in no run and splits the runs around it.
         let mixed = [(0, 10), (10, 10), (20, 500), (520, 10)];
-        check(&mixed, 0, u64::MAX, 100, &[0..2, 3..4]);
+        check(&mixed, 0, u64::MAX, 100, &[(0, 2), (3, 4)]);
         // Empty children inside the range ride along; no children, no runs.
-        check(&[(0, 0), (0, 5)], 0, 5, 10, &[0..2]);
+        check(&[(0, 0), (0, 5)], 0, 5, 10, &[(0, 2)]);
         check(&[], 0, u64::MAX, 10, &[]);
     }
 
