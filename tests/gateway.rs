@@ -767,13 +767,27 @@ fn remote_ranges_listings_and_paths_fetch_only_the_blocks_they_need() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.body, b"small file\n");
     assert!(!holds(&d, &inner_cid), "the path lookup fetched inner.bin");
+    // The RPC API's ls reads each entry's own block (for its type and size), not below it.
+    let before_ls = stored_blocks(&d);
+    let (status, body) = d.post(&format!("ls?arg={dir}"), &[], b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let ls: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let links = ls["Objects"][0]["Links"].as_array().unwrap();
+    let inner_link = links.iter().find(|l| l["Name"] == "inner.bin").unwrap();
+    assert_eq!(inner_link["Size"].as_u64(), Some(inner.len() as u64));
+    assert!(holds(&d, &inner_cid));
+    assert_eq!(
+        stored_blocks(&d) - before_ls,
+        1,
+        "ls fetched more than inner.bin's root"
+    );
 
     // (c) The whole file: every byte, and now every block is local.
     let r = get(&format!("{gw}/ipfs/{cid}"));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.body.len(), data.len());
     assert!(r.body == data, "bytes differ");
-    assert!(stored_blocks(&d) - after_listing >= FILE_BLOCKS - fetched);
+    assert!(stored_blocks(&d) - before_ls >= FILE_BLOCKS - fetched);
     // The directory's whole DAG as a CAR: what was not fetched yet (inner.bin) comes now.
     let r = get(&format!("{gw}/ipfs/{dir}?format=car"));
     assert_eq!(r.status, 200, "{}", r.text());
