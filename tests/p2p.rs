@@ -266,7 +266,8 @@ fn a_dag_wider_than_one_session_is_fetched_a_window_at_a_time() {
         data.len()
     );
     // The root is read alone; its children (inner nodes of 174 leaves) are then fetched as
-    // DAGs a window at a time, the first window far wider than one session's live wants.
+    // DAGs a window at a time, the first window far wider than one session's live wants,
+    // the next one on its way while one is read.
     let log = b.log();
     let singles = log
         .lines()
@@ -293,6 +294,12 @@ fn a_dag_wider_than_one_session_is_fetched_a_window_at_a_time() {
     assert!(
         dag_blocks[0] > 8192,
         "the first window should be wider than a server's per-peer wants: {dag_blocks:?}"
+    );
+    // The second window was fetched while the first was read.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("DAGs fetched") && l.contains("ahead=true")),
+        "no window was fetched ahead:\n{log}"
     );
 }
 

@@ -8,8 +8,9 @@
 //! What is read is also what is fetched: a source that fetches from the network asks for one
 //! missing block per read, and the exporter hints ([`BlockSource::prefetch`]) where it knows
 //! more will follow. A file read hints runs of children that lie wholly inside the range, at
-//! most [`PREFETCH_WINDOW`] bytes each ([`prefetch_runs`]), so a whole file comes a window of
-//! blocks at a time while a small range, a path lookup or a listing pulls only the blocks on
+//! most [`PREFETCH_WINDOW`] bytes each ([`prefetch_runs`]), and the node's next run while it
+//! reads one, so a whole file comes a window of blocks at a time, the next window on its way
+//! while one is written, while a small range, a path lookup or a listing pulls only the blocks on
 //! its way (a listing's sizes come from its links' `Tsize`, never from the entries).
 
 use std::io::Write;
@@ -37,6 +38,12 @@ pub trait BlockSource {
     fn prefetch(&self, _cids: &[Cid]) -> Result<(), SourceError> {
         Ok(())
     }
+
+    /// A hint that the DAGs under `cids` will be read once what is being read now is done: a
+    /// source may start fetching them in the background, and a later
+    /// [`prefetch`](Self::prefetch) of the same CIDs then waits for that fetch. Errors show
+    /// up there, or when the blocks are read.
+    fn prefetch_next(&self, _cids: &[Cid]) {}
 
     /// A hint that the blocks `cids`, but nothing below them, are about to be read.
     fn prefetch_blocks(&self, _cids: &[Cid]) -> Result<(), SourceError> {
@@ -358,85 +365,103 @@ pub fn read_range(
     let end = length.map_or(u64::MAX, |l| offset.saturating_add(l));
     let mut written = 0;
     if offset < end {
-        read_node(src, cid, 0, offset, end, out, &mut written, 0)?;
+        let mut read = FileRead {
+            src,
+            from: offset,
+            to: end,
+            window: PREFETCH_WINDOW,
+            out,
+            written: &mut written,
+        };
+        read.node(cid, 0, 0)?;
     }
     Ok(written)
 }
 
-/// Write the part of node `cid` (whose content starts at file position `start`) inside
-/// `[from, to)`.
-#[allow(clippy::too_many_arguments)]
-fn read_node(
-    src: &dyn BlockSource,
-    cid: &Cid,
-    start: u64,
+/// One [`read_range`]: where it reads from and writes to, and what it has written.
+struct FileRead<'a> {
+    src: &'a dyn BlockSource,
+    /// The range, `[from, to)`.
     from: u64,
     to: u64,
-    out: &mut dyn Write,
-    written: &mut u64,
-    depth: usize,
-) -> Result<(), ExportError> {
-    if depth > MAX_DEPTH {
-        return Err(ExportError::TooDeep(*cid));
-    }
-    let (node, data) = match decode(src, cid)? {
-        Decoded::Raw(bytes) => return emit(&bytes, start, from, to, out, written),
-        Decoded::Unixfs(node, data) => (node, data),
-    };
-    match data.kind {
-        DataType::File | DataType::Raw => {}
-        DataType::Directory | DataType::HamtShard => return Err(ExportError::IsDirectory(*cid)),
-        _ => {
+    /// The prefetch window ([`PREFETCH_WINDOW`]; smaller in tests).
+    window: u64,
+    out: &'a mut dyn Write,
+    written: &'a mut u64,
+}
+
+impl FileRead<'_> {
+    /// Write the part of node `cid` (whose content starts at file position `start`) inside
+    /// the range.
+    fn node(&mut self, cid: &Cid, start: u64, depth: usize) -> Result<(), ExportError> {
+        if depth > MAX_DEPTH {
+            return Err(ExportError::TooDeep(*cid));
+        }
+        let (node, data) = match decode(self.src, cid)? {
+            Decoded::Raw(bytes) => return self.emit(&bytes, start),
+            Decoded::Unixfs(node, data) => (node, data),
+        };
+        match data.kind {
+            DataType::File | DataType::Raw => {}
+            DataType::Directory | DataType::HamtShard => {
+                return Err(ExportError::IsDirectory(*cid));
+            }
+            _ => {
+                return Err(ExportError::Malformed {
+                    cid: *cid,
+                    reason: "not a file node".into(),
+                });
+            }
+        }
+        let inline = data.data.as_deref().unwrap_or_default();
+        self.emit(inline, start)?;
+        if node.links.len() != data.blocksizes.len() {
             return Err(ExportError::Malformed {
                 cid: *cid,
-                reason: "not a file node".into(),
+                reason: "blocksizes do not match links".into(),
             });
         }
-    }
-    let inline = data.data.as_deref().unwrap_or_default();
-    emit(inline, start, from, to, out, written)?;
-    if node.links.len() != data.blocksizes.len() {
-        return Err(ExportError::Malformed {
-            cid: *cid,
-            reason: "blocksizes do not match links".into(),
-        });
-    }
-    let mut next = start + inline.len() as u64;
-    let spans: Vec<(u64, u64)> = data
-        .blocksizes
-        .iter()
-        .map(|&size| {
-            let span = (next, size);
-            next = next.saturating_add(size);
-            span
-        })
-        .collect();
-    let mut runs = prefetch_runs(&spans, from, to, PREFETCH_WINDOW)
-        .into_iter()
-        .peekable();
-    for (i, (link, &(child_start, size))) in node.links.iter().zip(&spans).enumerate() {
-        if child_start >= to {
-            break;
+        let mut next = start + inline.len() as u64;
+        let spans: Vec<(u64, u64)> = data
+            .blocksizes
+            .iter()
+            .map(|&size| {
+                let span = (next, size);
+                next = next.saturating_add(size);
+                span
+            })
+            .collect();
+        let runs = prefetch_runs(&spans, self.from, self.to, self.window);
+        let run_cids = |k: usize| -> Option<Vec<Cid>> {
+            let run = runs.get(k)?;
+            Some(node.links[run.clone()].iter().map(|l| l.cid).collect())
+        };
+        let mut run = 0;
+        for (i, (link, &(child_start, size))) in node.links.iter().zip(&spans).enumerate() {
+            if child_start >= self.to {
+                break;
+            }
+            if runs.get(run).is_some_and(|r| r.start == i) {
+                if let Some(cids) = run_cids(run) {
+                    self.src
+                        .prefetch(&cids)
+                        .map_err(|source| ExportError::Source { cid: *cid, source })?;
+                }
+                run += 1;
+                if let Some(cids) = run_cids(run) {
+                    self.src.prefetch_next(&cids);
+                }
+            }
+            if child_start.saturating_add(size) > self.from {
+                self.node(&link.cid, child_start, depth + 1)?;
+            }
         }
-        if let Some(run) = runs.next_if(|r| r.start == i) {
-            let cids: Vec<Cid> = node.links[run].iter().map(|l| l.cid).collect();
-            src.prefetch(&cids)
-                .map_err(|source| ExportError::Source { cid: *cid, source })?;
-        }
-        if child_start.saturating_add(size) > from {
-            read_node(
-                src,
-                &link.cid,
-                child_start,
-                from,
-                to,
-                out,
-                written,
-                depth + 1,
-            )?;
-        }
+        Ok(())
     }
-    Ok(())
+
+    fn emit(&mut self, bytes: &[u8], start: u64) -> Result<(), ExportError> {
+        emit(bytes, start, self.from, self.to, self.out, self.written)
+    }
 }
 
 fn emit(
@@ -506,6 +531,7 @@ mod tests {
         read: RefCell<Vec<Cid>>,
         prefetched: RefCell<Vec<Vec<Cid>>>,
         prefetched_blocks: RefCell<Vec<Vec<Cid>>>,
+        announced: RefCell<Vec<Vec<Cid>>>,
     }
 
     impl BlockSource for Recorder {
@@ -522,6 +548,10 @@ mod tests {
         fn prefetch_blocks(&self, cids: &[Cid]) -> Result<(), SourceError> {
             self.prefetched_blocks.borrow_mut().push(cids.to_vec());
             Ok(())
+        }
+
+        fn prefetch_next(&self, cids: &[Cid]) {
+            self.announced.borrow_mut().push(cids.to_vec());
         }
     }
 
@@ -586,6 +616,47 @@ mod tests {
         let mut below = src.dag(&file);
         below.remove(&file);
         assert_eq!(hinted, below, "every block below the root is hinted");
+    }
+
+    #[test]
+    fn each_run_is_announced_while_the_one_before_it_is_read() {
+        let mut src = Recorder::default();
+        let (file, data) = two_level_file(&mut src);
+        let file = file.cid;
+        let root_children: Vec<Cid> = PbNode::decode(&src.blocks[&file])
+            .unwrap()
+            .links
+            .iter()
+            .map(|l| l.cid)
+            .collect();
+        let mut out = Vec::new();
+        let mut written = 0;
+        // A 600-byte window: the root's ten 200-byte children in runs of three.
+        let mut read = FileRead {
+            src: &src,
+            from: 0,
+            to: u64::MAX,
+            window: 600,
+            out: &mut out,
+            written: &mut written,
+        };
+        read.node(&file, 0, 0).unwrap();
+        assert_eq!(out, data);
+        let runs: Vec<Vec<Cid>> = [0..3, 3..6, 6..9, 9..10]
+            .into_iter()
+            .map(|r| root_children[r].to_vec())
+            .collect();
+        let root_level: Vec<Vec<Cid>> = src
+            .prefetched
+            .borrow()
+            .iter()
+            .filter(|h| root_children.contains(&h[0]))
+            .cloned()
+            .collect();
+        assert_eq!(root_level, runs);
+        // Every run but the first is announced before it is prefetched; the inner nodes'
+        // single runs have no next one.
+        assert_eq!(*src.announced.borrow(), runs[1..]);
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! pulling whole DAGs. Whole-DAG reads stay fast through the exporter's hints:
 //! [`BlockSource::prefetch`] fetches the missing DAGs under the CIDs hinted in one Bitswap
 //! session (many blocks in flight), [`BlockSource::prefetch_blocks`] the missing blocks
-//! themselves. The fetch policy (what is hinted when) lives in `content::exporter` and
+//! themselves, and [`BlockSource::prefetch_next`] starts the next window's fetch in a task
+//! ([`Ahead`]) that the `prefetch` of that window then waits for, so the network keeps
+//! working while a window is written out. The fetch policy (what is hinted when) lives in `content::exporter` and
 //! `content::walk`; this file only turns hints into fetches.
 //!
 //! Commands run in `spawn_blocking`, so `get_block` may block on the runtime handle.
@@ -20,7 +22,7 @@ use tokio::runtime::Handle;
 
 use crate::content::exporter::{BlockSource, FetchReport, SourceError};
 use crate::net::bitswap::Bitswap;
-use crate::net::bitswap::fetch::FetchStats;
+use crate::net::bitswap::fetch::{FetchError, FetchStats};
 use crate::store::Blockstore;
 
 /// Store first, then the network.
@@ -31,6 +33,21 @@ pub struct NetworkSource<'a> {
     timeout: Duration,
     /// One entry per peer that delivered the most bytes of some fetch.
     reports: Mutex<Vec<FetchReport>>,
+    /// The fetch started by the last `prefetch_next`, if nobody has waited for it yet.
+    ahead: Mutex<Option<Ahead>>,
+}
+
+/// A DAG fetch running in the background for CIDs hinted by `prefetch_next`; aborted if the
+/// source is dropped first (the read failed or ended early).
+struct Ahead {
+    cids: Vec<Cid>,
+    task: tokio::task::JoinHandle<Result<FetchStats, FetchError>>,
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl<'a> NetworkSource<'a> {
@@ -46,6 +63,7 @@ impl<'a> NetworkSource<'a> {
             runtime,
             timeout,
             reports: Mutex::new(Vec::new()),
+            ahead: Mutex::new(None),
         }
     }
 
@@ -96,6 +114,20 @@ impl BlockSource for NetworkSource<'_> {
     }
 
     fn prefetch(&self, cids: &[Cid]) -> Result<(), SourceError> {
+        let ahead = self
+            .ahead
+            .lock()
+            .ok()
+            .and_then(|mut ahead| ahead.take_if(|a| a.cids == cids));
+        if let Some(mut ahead) = ahead {
+            // Started while the previous window was read: wait for it. A task that did not
+            // finish (aborted, panicked) leaves whatever is still missing to the fetch below.
+            if let Ok(done) = self.runtime.block_on(&mut ahead.task) {
+                let stats = done?;
+                log_dag_fetch(&stats, true);
+                self.record(&stats);
+            }
+        }
         let missing = self.missing(cids)?;
         if missing.is_empty() {
             return Ok(());
@@ -104,14 +136,30 @@ impl BlockSource for NetworkSource<'_> {
         let stats = self
             .runtime
             .block_on(self.bitswap.fetch_dags(&missing, self.timeout))?;
-        tracing::debug!(
-            blocks = stats.blocks,
-            bytes = stats.bytes,
-            ms = stats.elapsed.as_millis() as u64,
-            "DAGs fetched"
-        );
+        log_dag_fetch(&stats, false);
         self.record(&stats);
         Ok(())
+    }
+
+    fn prefetch_next(&self, cids: &[Cid]) {
+        let Ok(missing) = self.missing(cids) else {
+            return; // the later prefetch meets the same store error
+        };
+        if missing.is_empty() {
+            return;
+        }
+        let bitswap = self.bitswap.clone();
+        let timeout = self.timeout;
+        let task = self
+            .runtime
+            .spawn(async move { bitswap.fetch_dags(&missing, timeout).await });
+        if let Ok(mut ahead) = self.ahead.lock() {
+            // Replacing an earlier one drops (aborts) it; its blocks are fetched when read.
+            *ahead = Some(Ahead {
+                cids: cids.to_vec(),
+                task,
+            });
+        }
     }
 
     fn prefetch_blocks(&self, cids: &[Cid]) -> Result<(), SourceError> {
@@ -132,4 +180,14 @@ impl BlockSource for NetworkSource<'_> {
             .map(|mut r| std::mem::take(&mut *r))
             .unwrap_or_default()
     }
+}
+
+fn log_dag_fetch(stats: &FetchStats, ahead: bool) {
+    tracing::debug!(
+        blocks = stats.blocks,
+        bytes = stats.bytes,
+        ms = stats.elapsed.as_millis() as u64,
+        ahead,
+        "DAGs fetched"
+    );
 }

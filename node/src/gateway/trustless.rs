@@ -180,6 +180,10 @@ impl BlockSource for CarTee<'_, '_> {
         self.src.prefetch(cids)
     }
 
+    fn prefetch_next(&self, cids: &[Cid]) {
+        self.src.prefetch_next(cids);
+    }
+
     fn prefetch_blocks(&self, cids: &[Cid]) -> Result<(), SourceError> {
         self.src.prefetch_blocks(cids)
     }
