@@ -69,9 +69,10 @@ impl<'a> NetworkSource<'a> {
 
     /// The CIDs of `cids` the store lacks, each once.
     fn missing(&self, cids: &[Cid]) -> Result<Vec<Cid>, SourceError> {
+        let mut seen = std::collections::HashSet::new();
         let mut missing: Vec<Cid> = Vec::new();
         for cid in cids {
-            if !missing.contains(cid) && !self.store.has(cid)? {
+            if seen.insert(*cid) && !self.store.has(cid)? {
                 missing.push(*cid);
             }
         }
