@@ -8,10 +8,11 @@
 //! What is read is also what is fetched: a source that fetches from the network asks for one
 //! missing block per read, and the exporter hints ([`BlockSource::prefetch`]) where it knows
 //! more will follow. A file read hints runs of children that lie wholly inside the range, at
-//! most [`PREFETCH_WINDOW`] bytes each ([`prefetch_runs`]), and the node's next run while it
-//! reads one, so a whole file comes a window of blocks at a time, the next window on its way
-//! while one is written, while a small range, a path lookup or a listing pulls only the blocks on
-//! its way (a listing's sizes come from its links' `Tsize`, never from the entries).
+//! most [`PREFETCH_WINDOW`] bytes each ([`prefetch_runs`]), and announces a node's next run
+//! while it reads one ([`BlockSource::prefetch_next`]): a whole file comes a window of blocks
+//! at a time, the next window on its way while one is written. A small range, a path lookup
+//! or a listing pulls only the blocks on its way (a listing's sizes come from its links'
+//! `Tsize`, never from the entries).
 
 use std::io::Write;
 use std::ops::Range;
@@ -98,8 +99,8 @@ pub fn prefetch_runs(
     for (i, &(start, size)) in children.iter().enumerate() {
         let inside = start >= from && start.saturating_add(size) <= to && size <= window;
         match open {
-            Some((first, bytes)) if inside && bytes + size <= window => {
-                open = Some((first, bytes + size));
+            Some((first, bytes)) if inside && bytes.saturating_add(size) <= window => {
+                open = Some((first, bytes.saturating_add(size)));
             }
             _ => {
                 if let Some((first, _)) = open.take() {
