@@ -146,6 +146,8 @@ fn five_nodes_keep_three_copies_through_failure_restart_and_leave() {
     wait_for("the 50 MB pin on exactly 3 nodes, 3/3", CONVERGE, || {
         c.holders(&cid).len() == 3 && c.pinned_by(4, &cid, 3)
     });
+    // Node 0 had the whole DAG when it pinned: its copy is one of the three.
+    assert!(c.holders(&cid).contains(&0), "{:?}", c.holders(&cid));
     let status = c.run(2, &["status", &cid]);
     assert!(status.contains(&format!("CID: {cid}")), "{status}");
     assert!(

@@ -7,6 +7,11 @@
 //! first one per zone (so copies spread across `--zone` labels), then the rest by score.
 //! Adding or removing one peer moves only the pins that peer wins or loses.
 //!
+//! A pin may name an origin: the peer that wrote it while holding the whole DAG (the pin's
+//! size is known only then). When the origin is a candidate it is chosen first, whatever its
+//! score, so the copy that already exists counts as one of the replicas and the cluster
+//! transfers `replication - 1` copies instead of `replication`.
+//!
 //! Which peers are candidates (alive or within the re-replication grace period, not leaving,
 //! not drained) is decided by the caller; this module is pure.
 
@@ -45,10 +50,25 @@ fn score(cid: &str, c: &Candidate) -> f64 {
     -weight(c.free_space) / u.ln()
 }
 
-/// The peers that should hold `cid`, best first: up to `want` of `candidates`.
-pub fn allocate(cid: &str, want: usize, candidates: &[Candidate]) -> Vec<String> {
-    let mut ranked: Vec<(f64, &Candidate)> =
-        candidates.iter().map(|c| (score(cid, c), c)).collect();
+/// The peers that should hold `cid`, best first: up to `want` of `candidates`, starting
+/// with `origin` when it is one of them.
+pub fn allocate(
+    cid: &str,
+    want: usize,
+    candidates: &[Candidate],
+    origin: Option<&str>,
+) -> Vec<String> {
+    let mut ranked: Vec<(f64, &Candidate)> = candidates
+        .iter()
+        .map(|c| {
+            let s = if Some(c.peer.as_str()) == origin {
+                f64::INFINITY
+            } else {
+                score(cid, c)
+            };
+            (s, c)
+        })
+        .collect();
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.peer.cmp(&b.1.peer)));
     // `want` comes from a pin's replication-max, which any member or API caller may set to
     // u32::MAX: size the vector by the peers there are, not by what is asked.
@@ -95,11 +115,11 @@ mod tests {
     #[test]
     fn picks_want_distinct_peers_or_all_there_are() {
         let c = peers(5);
-        let a = allocate("cid1", 3, &c);
+        let a = allocate("cid1", 3, &c, None);
         assert_eq!(a.len(), 3);
         assert_eq!(a.iter().collect::<HashSet<_>>().len(), 3);
-        assert_eq!(allocate("cid1", 7, &c).len(), 5);
-        assert!(allocate("cid1", 3, &[]).is_empty());
+        assert_eq!(allocate("cid1", 7, &c, None).len(), 5);
+        assert!(allocate("cid1", 3, &[], None).is_empty());
     }
 
     /// Reproduced with the `cluster_wire` fuzz target: a pin with `replication_max: u32::MAX`
@@ -108,17 +128,17 @@ mod tests {
     #[test]
     fn a_huge_replication_max_allocates_the_peers_there_are() {
         let c = peers(3);
-        assert_eq!(allocate("bafy", u32::MAX as usize, &c).len(), 3);
-        assert_eq!(allocate("bafy", usize::MAX, &c).len(), 3);
-        assert!(allocate("bafy", usize::MAX, &[]).is_empty());
+        assert_eq!(allocate("bafy", u32::MAX as usize, &c, None).len(), 3);
+        assert_eq!(allocate("bafy", usize::MAX, &c, None).len(), 3);
+        assert!(allocate("bafy", usize::MAX, &[], None).is_empty());
     }
 
     #[test]
     fn the_order_of_candidates_does_not_matter() {
         let mut c = peers(6);
-        let a = allocate("x", 3, &c);
+        let a = allocate("x", 3, &c, None);
         c.reverse();
-        assert_eq!(allocate("x", 3, &c), a);
+        assert_eq!(allocate("x", 3, &c, None), a);
     }
 
     #[test]
@@ -128,7 +148,7 @@ mod tests {
             p.zone = Some(if i < 4 { "a" } else { "b" }.into());
         }
         for n in 0..50 {
-            let a = allocate(&format!("cid{n}"), 2, &c);
+            let a = allocate(&format!("cid{n}"), 2, &c, None);
             let zones: HashSet<_> = a
                 .iter()
                 .map(|p| c.iter().find(|x| &x.peer == p).unwrap().zone.clone())
@@ -143,7 +163,7 @@ mod tests {
         c[0].free_space = 4096 << 30; // weight 14 against 8
         let mut counts = std::collections::HashMap::new();
         for n in 0..2000 {
-            for p in allocate(&format!("cid{n}"), 1, &c) {
+            for p in allocate(&format!("cid{n}"), 1, &c, None) {
                 *counts.entry(p).or_insert(0) += 1;
             }
         }
@@ -155,15 +175,41 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_origin_is_chosen_first_when_it_is_a_candidate() {
+        let mut c = peers(6);
+        c[3].zone = Some("z".into());
+        for n in 0..50 {
+            let cid = format!("cid{n}");
+            let plain = allocate(&cid, 3, &c, None);
+            let outsider = c
+                .iter()
+                .find(|p| !plain.contains(&p.peer))
+                .unwrap()
+                .peer
+                .clone();
+            let with = allocate(&cid, 3, &c, Some(&outsider));
+            assert_eq!(with.len(), 3);
+            assert_eq!(with[0], outsider, "{with:?}");
+            // The rest are the best of the others; an origin that is not a candidate (gone,
+            // leaving, drained) changes nothing.
+            assert!(
+                with[1..].iter().all(|p| plain.contains(p)),
+                "{with:?} vs {plain:?}"
+            );
+            assert_eq!(allocate(&cid, 3, &c, Some("nobody")), plain);
+        }
+    }
+
     proptest! {
         /// Removing a peer moves only the pins that peer held (minimal disruption).
         #[test]
         fn removing_a_peer_only_moves_its_own_pins(cid in "[a-z]{1,12}", gone in 0usize..6) {
             let c = peers(6);
-            let before = allocate(&cid, 3, &c);
+            let before = allocate(&cid, 3, &c, None);
             let mut rest = c.clone();
             let removed = rest.remove(gone);
-            let after = allocate(&cid, 3, &rest);
+            let after = allocate(&cid, 3, &rest, None);
             let kept: Vec<_> = before.iter().filter(|p| **p != removed.peer).collect();
             for p in kept {
                 prop_assert!(after.contains(p));

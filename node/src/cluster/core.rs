@@ -356,9 +356,14 @@ impl Core {
         c
     }
 
-    /// Who should hold `cid`.
+    /// Who should hold `cid`: the writer of the pin first when it had the whole DAG (the
+    /// pin's size is known only then), so the copy already there counts.
     pub fn allocation(&self, cid: &str, spec: &PinSpec, candidates: &[Candidate]) -> Vec<String> {
-        allocate(cid, spec.replication_max as usize, candidates)
+        let origin = spec
+            .size
+            .and_then(|_| self.pinset.pins.get(cid))
+            .map(|entry| entry.stamp.peer.as_str());
+        allocate(cid, spec.replication_max as usize, candidates, origin)
     }
 
     /// Reports of live members and ourselves about `cid`.
