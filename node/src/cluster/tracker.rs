@@ -40,11 +40,27 @@ impl Cluster {
         let mut reported: Option<Instant> = None;
         let (mut busy, mut trimmed) = (false, Instant::now());
         loop {
-            if tokio::time::timeout(interval, self.inner.changed.notified())
-                .await
-                .is_ok()
-            {
-                tokio::time::sleep(ROUND_PAUSE).await;
+            // Wait for a change or the interval; a job that ends meanwhile hands its slot to
+            // the next queued pin at once (rounds are paced, the queue must not be).
+            let woke = loop {
+                tokio::select! {
+                    r = tokio::time::timeout(interval, self.inner.changed.notified()) => break r.is_ok(),
+                    Some(_) = running.join_next(), if !running.is_empty() => {
+                        self.start_jobs(&mut running, &mut queue);
+                    }
+                }
+            };
+            if woke {
+                let pause = tokio::time::sleep(ROUND_PAUSE);
+                tokio::pin!(pause);
+                loop {
+                    tokio::select! {
+                        () = &mut pause => break,
+                        Some(_) = running.join_next(), if !running.is_empty() => {
+                            self.start_jobs(&mut running, &mut queue);
+                        }
+                    }
+                }
             }
             while running.try_join_next().is_some() {}
             let now = Instant::now();
@@ -54,10 +70,7 @@ impl Cluster {
                 self.core().set_local(&cid, LocalState::Pinning, None, now);
                 queue.push_back(cid);
             }
-            while running.len() < PIN_SLOTS {
-                let Some(cid) = queue.pop_front() else { break };
-                running.spawn(self.clone().pin_job(cid));
-            }
+            self.start_jobs(&mut running, &mut queue);
             for cid in plan.release {
                 self.release(&cid).await;
             }
@@ -90,6 +103,14 @@ impl Cluster {
                     warned.remove(&s.cid);
                 }
             }
+        }
+    }
+
+    /// Start queued pin jobs while slots are free.
+    fn start_jobs(&self, running: &mut JoinSet<()>, queue: &mut VecDeque<String>) {
+        while running.len() < PIN_SLOTS {
+            let Some(cid) = queue.pop_front() else { break };
+            running.spawn(self.clone().pin_job(cid));
         }
     }
 

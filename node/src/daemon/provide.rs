@@ -22,6 +22,8 @@ use crate::store::pins::PinMode;
 
 /// Announcements in flight at once.
 const BATCH: usize = 16;
+/// How long the announcer lets notices of changed pins gather before looking at them.
+const GATHER: Duration = Duration::from_millis(500);
 /// How long one announcement may take.
 const PROVIDE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -47,6 +49,12 @@ impl Announcer {
                     None => return,
                 },
             };
+            if !everything {
+                // Pins often come in bursts (a cluster pinning thousands, a restart checking
+                // each): let them gather, so the pins are listed once per burst, not per pin.
+                tokio::time::sleep(GATHER).await;
+                while changed.try_recv().is_ok() {}
+            }
             let keys = match self.keys().await {
                 Ok(k) => k,
                 Err(e) => {
