@@ -1,6 +1,6 @@
 //! The HTTP side, mounted at `/pins` on the RPC API's listener ([`mount`]): it turns the API's
 //! bearer-token check into a 401, needs a cluster (404 without one), reads the body up to
-//! [`MAX_BODY`](super::MAX_BODY) bytes (413 past it), decodes the query and hands a
+//! [`MAX_BODY`] bytes (413 past it), decodes the query and hands a
 //! [`ServiceRequest`] to [`handle`], then writes the status and JSON.
 
 use std::sync::Arc;

@@ -7,10 +7,11 @@
 //!
 //! Mapping onto the cluster:
 //! - A pin request is the cluster pin entry of its CID; its `requestid` is derived from the
-//!   entry's CID and stamp ([`request_id`](super::pinset::request_id)), so every member that holds the entry answers with
-//!   the same ID and no extra state is kept. A new request for the same CID (`POST /pins`
-//!   again, `POST /pins/{requestid}`, or a `pin add` from the CLI) writes a new entry and so a
-//!   new ID; the old ID is then unknown (404), since the cluster keeps one pin per CID.
+//!   entry's CID and stamp ([`request_id`](super::pinset::request_id)), so every member that
+//!   holds the entry answers with the same ID and no extra state is kept. A new request for
+//!   the same CID (`POST /pins` again, `POST /pins/{requestid}`, or a `pin add` from the CLI)
+//!   writes a new entry and so a new ID; the old ID is then unknown (404), since the cluster
+//!   keeps one pin per CID.
 //! - `created` is the time of the request (the stamp's clock time, in milliseconds), which is
 //!   what `before`/`after` compare against; results are newest first.
 //! - `meta` is kept as the pin's metadata; cluster states map onto the spec's four

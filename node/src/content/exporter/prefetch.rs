@@ -5,9 +5,9 @@
 
 use std::ops::Range;
 
-/// Most file bytes one [`BlockSource::prefetch`] of a file read asks for: enough blocks to
-/// keep many in flight, few enough that bytes start flowing soon and that a range never
-/// pulls much beyond what it covers.
+/// Most file bytes one [`BlockSource::prefetch`](super::BlockSource::prefetch) of a file read
+/// asks for: enough blocks to keep many in flight, few enough that bytes start flowing soon
+/// and that a range never pulls much beyond what it covers.
 pub const PREFETCH_WINDOW: u64 = 16 << 20;
 
 /// Which children of a file node to prefetch together, given each child's `(start, size)` in
