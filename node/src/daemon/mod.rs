@@ -38,6 +38,7 @@ pub fn run(global: &GlobalArgs, args: &NodeArgs) -> Result<()> {
         Some(file) => Auth::from_file(file)?,
         None => Auth::open(),
     };
+    crate::memory::limit_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
