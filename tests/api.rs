@@ -115,7 +115,7 @@ fn pins_have_kubos_shapes_and_accept_uri_forms() {
     let node = Node::new();
     let file = node.write("p.txt", b"pinned through the API\n");
     let cid = node.add(&file, &["--pin=false"]);
-    let d = Daemon::start(node, &[]);
+    let d = Daemon::start(node, &["--fetch-timeout=2"]);
 
     let (status, body) = d.post(&format!("pin/add?arg=ipfs://{cid}"), &[], b"");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
@@ -143,7 +143,8 @@ fn pins_have_kubos_shapes_and_accept_uri_forms() {
         500,
         "is not pinned",
     );
-    // Pinning what is not in the repository fails and pins nothing.
+    // Pinning what is neither in the repository nor on any peer fails once the fetch timeout
+    // passes, and pins nothing.
     let absent = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
     assert_error(
         d.post(&format!("pin/add?arg={absent}"), &[], b""),

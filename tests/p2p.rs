@@ -390,3 +390,25 @@ fn every_one_of_more_than_a_thousand_pins_is_announced() {
         );
     }
 }
+
+#[test]
+fn pin_add_through_a_daemon_fetches_the_dag_from_peers() {
+    let a = Daemon::start(Node::new(), &[]);
+    let b = Daemon::start(Node::new(), &["--bootstrap", &a.addr()]);
+    wait_for("B to connect to A", START, || {
+        peers_of(&b).contains(&a.peer_id)
+    });
+    let data = gen_bytes(78, 3_000_000);
+    let cid = a.node.add(&a.node.write("f.bin", &data), &[]);
+    let out = b.node.run(&["pin", "add", &cid]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let pinned = b
+        .node
+        .run(&["pin", "ls", "--type=recursive", "-q"])
+        .ok()
+        .stdout;
+    assert!(pinned.lines().any(|l| l == cid), "{pinned}");
+    // Every block is on B now: with A gone, B still serves the whole file.
+    drop(a);
+    assert_eq!(b.node.cat(&cid), data);
+}
