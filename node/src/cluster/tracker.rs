@@ -20,9 +20,9 @@ use crate::store::walk::walk_dag;
 
 /// Interval between two `replication lag` warnings for one pin.
 const LAG_LOG_EVERY: Duration = Duration::from_secs(60);
-/// After a wake-up, changes arriving within this pause join the same round: every round
-/// plans over the whole pinset, so one round per finished pin job would make adding
-/// thousands of pins quadratic.
+/// Least time between two planning rounds woken by changes; changes arriving meanwhile join
+/// the next round: every round plans over the whole pinset, so one round per finished pin
+/// job would make adding thousands of pins quadratic.
 const ROUND_PAUSE: Duration = Duration::from_millis(100);
 /// Least time between two refreshes of the statuses behind the metrics and lag warnings.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
@@ -38,6 +38,7 @@ impl Cluster {
         let mut queue: VecDeque<String> = VecDeque::new();
         let mut running: JoinSet<()> = JoinSet::new();
         let mut reported: Option<Instant> = None;
+        let mut last_round: Option<Instant> = None;
         let (mut busy, mut trimmed) = (false, Instant::now());
         loop {
             // Wait for a change or the interval; a job that ends meanwhile hands its slot to
@@ -50,8 +51,11 @@ impl Cluster {
                     }
                 }
             };
-            if woke {
-                let pause = tokio::time::sleep(ROUND_PAUSE);
+            // Rounds are rate-limited, not delayed: the first change after a quiet spell is
+            // planned at once, later ones wait until ROUND_PAUSE has passed since the last.
+            let since = last_round.map_or(ROUND_PAUSE, |t: Instant| t.elapsed());
+            if woke && since < ROUND_PAUSE {
+                let pause = tokio::time::sleep(ROUND_PAUSE - since);
                 tokio::pin!(pause);
                 loop {
                     tokio::select! {
@@ -64,6 +68,7 @@ impl Cluster {
             }
             while running.try_join_next().is_some() {}
             let now = Instant::now();
+            last_round = Some(now);
             let plan = self.core().plan(now);
             busy |= !plan.pin.is_empty() || !plan.release.is_empty();
             for cid in plan.pin {
