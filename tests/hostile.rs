@@ -82,6 +82,10 @@ fn a_holder_with_corrupt_block_files_never_serves_them() {
     c.node.run(&["swarm", "connect", &a.addr()]).ok();
     c.node.run(&["swarm", "connect", &b.addr()]).ok();
 
+    // `pin add` fetches the whole DAG in one session, so the wants spill past B's window to A
+    // (a `cat` reads in windows small enough for B alone to serve).
+    let out = c.node.run(&["pin", "add", &cid]);
+    assert_eq!(out.code, 0, "pin add failed: {}\n{}", out.stderr, c.log());
     let out = c.node.run(&["cat", &cid]);
     assert_eq!(out.code, 0, "cat failed: {}\n{}", out.stderr, c.log());
     assert!(out.raw_stdout == data, "fetched bytes differ");
