@@ -398,6 +398,22 @@ impl Core {
         aggregate(cid, spec, &alloc, &self.reports(cid, now))
     }
 
+    /// Hand every pin's status to `f` in turn, built one at a time; returns how many.
+    pub fn for_each_status(&self, now: Instant, mut f: impl FnMut(&PinStatus)) -> usize {
+        let candidates = self.candidates(now);
+        let mut n = 0;
+        for (cid, spec) in self.pinset.live() {
+            f(&self.status_with(cid, spec, &candidates, now));
+            n += 1;
+        }
+        n
+    }
+
+    /// Number of pins in the pinset (removals not counted).
+    pub fn live_count(&self) -> usize {
+        self.pinset.live().count()
+    }
+
     /// Every pin's status.
     pub fn statuses(&self, now: Instant) -> Vec<PinStatus> {
         let candidates = self.candidates(now);

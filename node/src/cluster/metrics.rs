@@ -51,39 +51,63 @@ impl ClusterMetrics {
         m
     }
 
-    /// Refresh every series from the current statuses.
-    pub fn update(&self, statuses: &[PinStatus]) {
+    /// Start a refresh over `total` pins (their statuses are then [`Tally::add`]ed one by one,
+    /// so thousands of pins never need a vector of statuses).
+    pub fn begin(&self, total: usize) -> Tally {
         self.replication_factor.clear();
-        let mut under = 0u64;
-        let mut pending = 0u64;
-        let (mut actual_sum, mut target_sum) = (0u64, 0u64);
-        for s in statuses {
-            let target = u64::from(s.replication_max);
-            let actual = u64::from(s.pinned);
-            if actual < target {
-                under += 1;
-                pending += s.size.unwrap_or(0) * (target - actual);
-            }
-            actual_sum += actual;
-            target_sum += target;
-            if statuses.len() <= PER_CID_LIMIT {
-                self.replication_factor
-                    .get_or_create(&labels(&s.cid, "actual"))
-                    .set(gauge_value(actual));
-                self.replication_factor
-                    .get_or_create(&labels(&s.cid, "target"))
-                    .set(gauge_value(target));
-            }
+        Tally {
+            per_cid: total <= PER_CID_LIMIT,
+            ..Tally::default()
         }
-        if statuses.len() > PER_CID_LIMIT {
+    }
+
+    /// Publish what `tally` counted.
+    pub fn finish(&self, tally: Tally) {
+        if !tally.per_cid {
             self.replication_factor
                 .get_or_create(&labels("_all", "actual"))
-                .set(gauge_value(actual_sum));
+                .set(gauge_value(tally.actual_sum));
             self.replication_factor
                 .get_or_create(&labels("_all", "target"))
-                .set(gauge_value(target_sum));
+                .set(gauge_value(tally.target_sum));
         }
-        self.under_replicated.set(gauge_value(under));
-        self.bytes_pending.set(gauge_value(pending));
+        self.under_replicated.set(gauge_value(tally.under));
+        self.bytes_pending.set(gauge_value(tally.pending));
+    }
+}
+
+/// A refresh in progress: sums over the statuses seen so far.
+#[derive(Debug, Default)]
+pub struct Tally {
+    per_cid: bool,
+    under: u64,
+    pending: u64,
+    actual_sum: u64,
+    target_sum: u64,
+}
+
+impl Tally {
+    /// Count one pin's status (and export its own pair when pins are few).
+    pub fn add(&mut self, metrics: &ClusterMetrics, s: &PinStatus) {
+        let target = u64::from(s.replication_max);
+        let actual = u64::from(s.pinned);
+        if actual < target {
+            self.under += 1;
+            self.pending = self
+                .pending
+                .saturating_add(s.size.unwrap_or(0).saturating_mul(target - actual));
+        }
+        self.actual_sum = self.actual_sum.saturating_add(actual);
+        self.target_sum = self.target_sum.saturating_add(target);
+        if self.per_cid {
+            metrics
+                .replication_factor
+                .get_or_create(&labels(&s.cid, "actual"))
+                .set(gauge_value(actual));
+            metrics
+                .replication_factor
+                .get_or_create(&labels(&s.cid, "target"))
+                .set(gauge_value(target));
+        }
     }
 }

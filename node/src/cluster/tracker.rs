@@ -93,9 +93,13 @@ impl Cluster {
                 crate::memory::release_free_memory();
                 (busy, trimmed) = (false, now);
             }
-            let statuses = self.statuses();
-            self.inner.metrics.update(&statuses);
-            for s in &statuses {
+            // One status at a time under the core's lock: a vector of every pin's status
+            // each second cost megabytes of churn with thousands of pins.
+            let metrics = &self.inner.metrics;
+            let core = self.core();
+            let mut tally = metrics.begin(core.live_count());
+            core.for_each_status(now, |s| {
+                tally.add(metrics, s);
                 if s.pinned < s.replication_max {
                     let due = warned
                         .get(&s.cid)
@@ -107,7 +111,9 @@ impl Cluster {
                 } else {
                     warned.remove(&s.cid);
                 }
-            }
+            });
+            drop(core);
+            metrics.finish(tally);
         }
     }
 
