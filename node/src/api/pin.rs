@@ -1,22 +1,23 @@
 //! `pin/add`, `pin/rm`, `pin/ls` over the local pins ([`crate::ops::pin`]). `pin/add` first
-//! fetches over Bitswap whatever the DAGs lack, as Kubo's does (within `--fetch-timeout`);
-//! offline, the CLI refuses to pin an incomplete DAG instead. `pin/ls` answers
+//! walks the DAGs through the daemon's network source, which fetches over Bitswap whatever
+//! they lack, as Kubo's does (each fetch within `--fetch-timeout`); offline, the CLI refuses
+//! to pin an incomplete DAG instead. `pin/ls` answers
 //! `{"Keys":{cid:{"Type","Name"}}}`, or with `stream=true` one `{"Cid","Type","Name"}` line
 //! per pin as they are found.
 
-use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
 
 use cid::Cid;
 use serde::Serialize;
+use tokio::runtime::Handle;
 use warp::reply::Response;
 
 use super::body::{ndjson_blocking, ok_json};
+use super::read::network_source;
 use super::{ApiError, Call, Commands, NodeState};
 use crate::content::cid::parse_cid_arg;
+use crate::content::walk::walk_dag;
 use crate::ops::pin::{self, PinFilter};
-use crate::store::walk::walk_dag;
 
 pub(super) fn register(commands: &mut Commands, node: &Arc<NodeState>) {
     commands.add("pin/add", node, add);
@@ -34,58 +35,27 @@ pub fn cid_args(args: &[String]) -> Result<Vec<Cid>, ApiError> {
 async fn add(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
     let cids = cid_args(call.required_args("cid")?)?;
     let recursive = call.flag("recursive", true)?;
-    if recursive {
-        fetch_missing(&node, &cids).await?;
-    }
-    let changed = node
-        .blocking(move |repo| Ok(pin::add(repo, &cids, recursive)?))
-        .await?;
+    let runtime = Handle::current();
+    let state = Arc::clone(&node);
+    let changed = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        // Walking the DAGs through the network source fetches what they lack, as `dag/export`
+        // does; pinning then checks they are complete and names what is still missing.
+        let fetched = if recursive {
+            let source = network_source(&state, runtime);
+            cids.iter()
+                .try_for_each(|root| walk_dag(&source, root, &mut |_, _| Ok(())))
+        } else {
+            Ok(())
+        };
+        pin::add(&state.repo, &cids, recursive).map_err(|e| match fetched {
+            Err(f) => ApiError::Internal(format!("{e}; fetching it from peers failed: {f}")),
+            Ok(()) => e.into(),
+        })
+    })
+    .await
+    .map_err(ApiError::internal)??;
     node.pins_may_have_changed();
     ok_json(&changed)
-}
-
-/// Fetch the blocks the DAGs under `cids` lack, level by level (a block that arrives may link
-/// to more that are missing), until they are complete or the fetch timeout has passed.
-async fn fetch_missing(node: &Arc<NodeState>, cids: &[Cid]) -> Result<(), ApiError> {
-    let deadline = Instant::now() + node.fetch_timeout;
-    let mut before: Vec<Cid> = Vec::new();
-    loop {
-        let roots = cids.to_vec();
-        let missing = node
-            .blocking(move |repo| {
-                let mut seen = HashSet::new();
-                let mut missing = Vec::new();
-                for root in &roots {
-                    let report = walk_dag(repo.blocks(), root, &mut seen, |_| true)
-                        .map_err(|e| ApiError::Internal(e.to_string()))?;
-                    missing.extend(report.missing);
-                }
-                Ok(missing)
-            })
-            .await?;
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let fetched = if left.is_zero() {
-            Err("the fetch timeout has passed".to_owned())
-        } else if missing == before {
-            Err("the fetch ended without delivering them".to_owned())
-        } else {
-            node.bitswap
-                .fetch_dags(&missing, left)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        if let Err(e) = fetched {
-            return Err(ApiError::Internal(format!(
-                "cannot pin: block {} is not in the repository ({} missing) and fetching it failed: {e}",
-                missing[0],
-                missing.len()
-            )));
-        }
-        before = missing;
-    }
 }
 
 async fn rm(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
