@@ -398,15 +398,12 @@ impl Core {
         aggregate(cid, spec, &alloc, &self.reports(cid, now))
     }
 
-    /// Hand every pin's status to `f` in turn, built one at a time; returns how many.
-    pub fn for_each_status(&self, now: Instant, mut f: impl FnMut(&PinStatus)) -> usize {
+    /// Hand every pin's status to `f` in turn, built one at a time.
+    pub fn for_each_status(&self, now: Instant, mut f: impl FnMut(PinStatus)) {
         let candidates = self.candidates(now);
-        let mut n = 0;
         for (cid, spec) in self.pinset.live() {
-            f(&self.status_with(cid, spec, &candidates, now));
-            n += 1;
+            f(self.status_with(cid, spec, &candidates, now));
         }
-        n
     }
 
     /// Number of pins in the pinset (removals not counted).
@@ -416,11 +413,9 @@ impl Core {
 
     /// Every pin's status.
     pub fn statuses(&self, now: Instant) -> Vec<PinStatus> {
-        let candidates = self.candidates(now);
-        self.pinset
-            .live()
-            .map(|(cid, spec)| self.status_with(cid, spec, &candidates, now))
-            .collect()
+        let mut all = Vec::new();
+        self.for_each_status(now, |s| all.push(s));
+        all
     }
 
     pub fn local_state(&self, cid: &str) -> Option<LocalState> {

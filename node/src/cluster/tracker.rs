@@ -41,30 +41,18 @@ impl Cluster {
         let mut last_round: Option<Instant> = None;
         let (mut busy, mut trimmed) = (false, Instant::now());
         loop {
-            // Wait for a change or the interval; a job that ends meanwhile hands its slot to
-            // the next queued pin at once (rounds are paced, the queue must not be).
-            let woke = loop {
-                tokio::select! {
-                    r = tokio::time::timeout(interval, self.inner.changed.notified()) => break r.is_ok(),
-                    Some(_) = running.join_next(), if !running.is_empty() => {
-                        self.start_jobs(&mut running, &mut queue);
-                    }
-                }
-            };
-            // Rounds are rate-limited, not delayed: the first change after a quiet spell is
-            // planned at once, later ones wait until ROUND_PAUSE has passed since the last.
+            // Wait for a change or the interval. Rounds are rate-limited, not delayed: the first
+            // change after a quiet spell is planned at once, later ones wait until ROUND_PAUSE
+            // has passed since the last round.
+            let change = tokio::time::timeout(interval, self.inner.changed.notified());
+            let woke = self
+                .refilling(change, &mut running, &mut queue)
+                .await
+                .is_ok();
             let since = last_round.map_or(ROUND_PAUSE, |t: Instant| t.elapsed());
             if woke && since < ROUND_PAUSE {
                 let pause = tokio::time::sleep(ROUND_PAUSE - since);
-                tokio::pin!(pause);
-                loop {
-                    tokio::select! {
-                        () = &mut pause => break,
-                        Some(_) = running.join_next(), if !running.is_empty() => {
-                            self.start_jobs(&mut running, &mut queue);
-                        }
-                    }
-                }
+                self.refilling(pause, &mut running, &mut queue).await;
             }
             while running.try_join_next().is_some() {}
             let now = Instant::now();
@@ -99,14 +87,14 @@ impl Cluster {
             let core = self.core();
             let mut tally = metrics.begin(core.live_count());
             core.for_each_status(now, |s| {
-                tally.add(metrics, s);
+                tally.add(metrics, &s);
                 if s.pinned < s.replication_max {
                     let due = warned
                         .get(&s.cid)
                         .is_none_or(|t| now.duration_since(*t) >= LAG_LOG_EVERY);
                     if due {
                         tracing::warn!(cid = %s.cid, peers = s.pinned, target = s.replication_max, "replication lag");
-                        warned.insert(s.cid.clone(), now);
+                        warned.insert(s.cid, now);
                     }
                 } else {
                     warned.remove(&s.cid);
@@ -114,6 +102,25 @@ impl Cluster {
             });
             drop(core);
             metrics.finish(tally);
+        }
+    }
+
+    /// Await `until`; meanwhile a job that ends hands its slot to the next queued pin at once
+    /// (rounds are paced, the queue must not be).
+    async fn refilling<T>(
+        &self,
+        until: impl std::future::Future<Output = T>,
+        running: &mut JoinSet<()>,
+        queue: &mut VecDeque<String>,
+    ) -> T {
+        tokio::pin!(until);
+        loop {
+            tokio::select! {
+                value = &mut until => return value,
+                Some(_) = running.join_next(), if !running.is_empty() => {
+                    self.start_jobs(running, queue);
+                }
+            }
         }
     }
 
