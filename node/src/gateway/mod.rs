@@ -13,7 +13,8 @@
 //!   [`trustless`] (raw blocks, CAR streams with `dag-scope` and `entity-bytes`).
 //! - [`error`]: every failure and its status code; [`reply`]: a response independent of the
 //!   HTTP library.
-//! - [`server`]: the warp listener; block reads run on blocking threads and bodies stream.
+//! - [`server`]: the warp listener; local answers of a few blocks are made on the connection's
+//!   task ([`inline`]), other reads run on blocking threads, and bodies stream.
 //! - [`metrics`]: `gateway_requests_total{status}` and a request duration histogram.
 //!
 //! The daemon starts it with `distribute node --gateway <addr>` (or `distribute gateway
@@ -21,6 +22,7 @@
 //! `--retrieval-timeout`.
 
 pub mod error;
+pub mod inline;
 pub mod listing;
 pub mod metrics;
 pub mod mime;

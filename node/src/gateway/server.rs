@@ -1,5 +1,6 @@
 //! The HTTP side on warp: one catch-all filter hands method, raw path, query and headers to
-//! [`request::parse`]; content requests are answered by [`respond`] on a blocking thread
+//! [`request::parse`]; content requests are answered by [`respond`] on the connection's task
+//! when the blocks are local and few ([`InlineSource`]), otherwise on a blocking thread
 //! (block reads may wait for Bitswap), and streamed bodies are written by their job on
 //! another blocking thread into a bounded channel the response body drains, so bytes leave
 //! as soon as they are read and verified.
@@ -20,6 +21,7 @@ use warp::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use warp::reply::{Reply as _, Response};
 
 use super::error::GatewayError;
+use super::inline::InlineSource;
 use super::metrics::GatewayMetrics;
 use super::reply::{Body, BodyJob, Reply};
 use super::request::{self, RequestHead, Route};
@@ -112,17 +114,14 @@ impl Gateway {
                     "Range, Accept, If-None-Match",
                 ),
             Ok(Route::Content(req)) => {
-                let gateway = Arc::clone(&self);
-                let runtime = Handle::current();
-                let answered = tokio::task::spawn_blocking(move || {
-                    let source = gateway.source(runtime);
-                    respond(&source, &req)
-                })
-                .await;
-                match answered {
-                    Ok(Ok(reply)) => reply,
-                    Ok(Err(e)) => Reply::error(&e, self.retry_after()),
-                    Err(e) => Reply::error(&GatewayError::Internal(e.to_string()), 1),
+                let inline = {
+                    let source = InlineSource::new(self.repo.blocks());
+                    let answer = respond(&source, &req);
+                    (!source.deferred()).then_some(answer)
+                };
+                match inline {
+                    Some(answer) => answer.unwrap_or_else(|e| Reply::error(&e, self.retry_after())),
+                    None => self.respond_blocking(req).await,
                 }
             }
             Err(e) => Reply::error(&e, self.retry_after()),
@@ -134,6 +133,22 @@ impl Gateway {
         let response = self.to_http(reply, method == Method::HEAD);
         timer.finish(status);
         response
+    }
+
+    /// Answer on a blocking thread, where block reads may wait for the network.
+    async fn respond_blocking(self: &Arc<Self>, req: Box<request::ContentRequest>) -> Reply {
+        let gateway = Arc::clone(self);
+        let runtime = Handle::current();
+        let answered = tokio::task::spawn_blocking(move || {
+            let source = gateway.source(runtime);
+            respond(&source, &req)
+        })
+        .await;
+        match answered {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => Reply::error(&e, self.retry_after()),
+            Err(e) => Reply::error(&GatewayError::Internal(e.to_string()), 1),
+        }
     }
 
     fn source(&self, runtime: Handle) -> NetworkSource<'_> {

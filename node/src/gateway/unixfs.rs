@@ -79,19 +79,33 @@ fn file(
     if not_modified(req, &etag) {
         return Ok(not_modified_reply(etag, common));
     }
-    let content_type = match name.and_then(mime::from_name) {
-        Some(t) => t,
-        None => {
-            let mut head = Vec::new();
-            exporter::read_range(src, &cid, 0, Some(mime::SNIFF_LEN as u64), &mut head)
-                .map_err(GatewayError::from_export)?;
-            mime::sniff(&head)
-        }
-    };
     let (status, offset, length) = match req.range.map(|r| r.resolve(size)) {
         None => (200, 0, size),
         Some(Resolved::Part { offset, length }) => (206, offset, length),
         Some(Resolved::Unsatisfiable) => return Err(GatewayError::RangeNotSatisfiable { size }),
+    };
+    let inline = (!req.head && length <= INLINE_LIMIT)
+        .then(|| {
+            let mut bytes = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
+            exporter::read_range(src, &cid, offset, Some(length), &mut bytes)
+                .map(|_| bytes)
+                .map_err(GatewayError::from_export)
+        })
+        .transpose()?;
+    let content_type = match name.and_then(mime::from_name) {
+        Some(t) => t,
+        // A body that starts the file holds the bytes to sniff (or all the file has).
+        None => match &inline {
+            Some(bytes) if offset == 0 && length >= size.min(mime::SNIFF_LEN as u64) => {
+                mime::sniff(bytes)
+            }
+            _ => {
+                let mut head = Vec::new();
+                exporter::read_range(src, &cid, 0, Some(mime::SNIFF_LEN as u64), &mut head)
+                    .map_err(GatewayError::from_export)?;
+                mime::sniff(&head)
+            }
+        },
     };
     let mut reply = Reply::new(status)
         .headers(&common)
@@ -113,10 +127,7 @@ fn file(
             len: Some(length),
             job: Box::new(|_, _| Ok(())),
         }
-    } else if length <= INLINE_LIMIT {
-        let mut bytes = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
-        exporter::read_range(src, &cid, offset, Some(length), &mut bytes)
-            .map_err(GatewayError::from_export)?;
+    } else if let Some(bytes) = inline {
         Body::Bytes(bytes)
     } else {
         Body::Stream {
