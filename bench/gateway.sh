@@ -36,11 +36,18 @@ head -c 4096 /dev/urandom > "$work/www/4k.bin"
 head -c $((1024 * 1024)) /dev/urandom > "$work/www/1m.bin"
 chmod a+x "$work"; chmod -R a+rX "$work/www"   # nginx workers run as another user
 
-# The gateway: a node whose repository holds the same two files in one directory.
+# The gateway: a node whose repository holds the same two files in one directory; beside it
+# a node on a copy of that repository with the hot-block cache off, so every request reads
+# and re-hashes its blocks from the store (the cold path).
 dir_cid=$("$bin" --repo "$work/repo" add -Q -r "$work/www")
+cp -r "$work/repo" "$work/repo-nocache"
 gw_port=$(free_port)
 "$bin" --repo "$work/repo" node --listen=/ip4/127.0.0.1/tcp/0 --no-mdns \
   --gateway="127.0.0.1:$gw_port" 2> "$work/node.log" &
+pids+=($!)
+cold_port=$(free_port)
+"$bin" --repo "$work/repo-nocache" node --listen=/ip4/127.0.0.1/tcp/0 --no-mdns \
+  --gateway="127.0.0.1:$cold_port" --gateway-cache-mib=0 --api=127.0.0.1:0 2> "$work/node-nocache.log" &
 pids+=($!)
 
 # nginx: the same files from disk, as many workers as cores.
@@ -71,6 +78,7 @@ wait_http() { # url
   echo "no answer from $1" >&2; cat "$work/node.log" >&2; exit 1
 }
 wait_http "http://127.0.0.1:$gw_port/ipfs/$dir_cid/4k.bin"
+wait_http "http://127.0.0.1:$cold_port/ipfs/$dir_cid/4k.bin"
 wait_http "http://127.0.0.1:$ng_port/4k.bin"
 cmp <(curl -s "http://127.0.0.1:$gw_port/ipfs/$dir_cid/1m.bin") "$work/www/1m.bin"
 
@@ -86,17 +94,20 @@ rows=()
 for f in 4k.bin 1m.bin; do
   read -r ng_rps ng_p99 < <(run_wrk "http://127.0.0.1:$ng_port/$f")
   read -r gw_rps gw_p99 < <(run_wrk "http://127.0.0.1:$gw_port/ipfs/$dir_cid/$f")
-  rows+=("$f|$ng_rps|$ng_p99|$gw_rps|$gw_p99")
+  read -r cold_rps cold_p99 < <(run_wrk "http://127.0.0.1:$cold_port/ipfs/$dir_cid/$f")
+  rows+=("$f|$ng_rps|$ng_p99|$gw_rps|$gw_p99|$cold_rps|$cold_p99")
 done
 
-printf '\nGET of local content, wrk -t2 -c%s -d%ss, %s cores (both servers on this machine)\n\n' \
+printf '\nGET of local content, wrk -t2 -c%s -d%ss, %s cores (all servers on this machine)\n' \
   "$conns" "$secs" "$(nproc)"
-printf '| %-6s | %11s | %9s | %13s | %11s | %15s |\n' \
-  file "nginx req/s" "nginx p99" "gateway req/s" "gateway p99" "gateway / nginx"
-printf '|--------|-------------|-----------|---------------|-------------|-----------------|\n'
+printf 'gateway: default hot-block cache (32 MiB); cache off: --gateway-cache-mib=0, every block read and re-hashed\n\n'
+printf '| %-6s | %11s | %9s | %13s | %11s | %7s | %15s | %13s | %7s |\n' \
+  file "nginx req/s" "nginx p99" "gateway req/s" "gateway p99" "/ nginx" "cache off req/s" "cache off p99" "/ nginx"
+printf '|--------|-------------|-----------|---------------|-------------|---------|-----------------|---------------|---------|\n'
+ratio() { python3 -c "print(f'{float(\"$1\") / float(\"$2\"):.2f}x')"; }
 for r in "${rows[@]}"; do
-  IFS='|' read -r f ng_rps ng_p99 gw_rps gw_p99 <<< "$r"
-  ratio=$(python3 -c "print(f'{float(\"$gw_rps\") / float(\"$ng_rps\"):.2f}')")
-  printf '| %-6s | %11s | %9s | %13s | %11s | %15s |\n' \
-    "$f" "$ng_rps" "$ng_p99" "$gw_rps" "$gw_p99" "${ratio}x"
+  IFS='|' read -r f ng_rps ng_p99 gw_rps gw_p99 cold_rps cold_p99 <<< "$r"
+  printf '| %-6s | %11s | %9s | %13s | %11s | %7s | %15s | %13s | %7s |\n' \
+    "$f" "$ng_rps" "$ng_p99" "$gw_rps" "$gw_p99" "$(ratio "$gw_rps" "$ng_rps")" \
+    "$cold_rps" "$cold_p99" "$(ratio "$cold_rps" "$ng_rps")"
 done

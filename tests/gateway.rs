@@ -679,6 +679,39 @@ fn content_from_another_daemon_over_bitswap_and_504_when_nobody_has_it() {
     assert_eq!(r.status, 200, "still serving after a timeout");
 }
 
+/// The hot-block cache serves a popular file from memory, but only while the store has it:
+/// once unpinned and collected, the same URL is a 504 like any content nobody has.
+#[test]
+fn cached_content_stops_being_served_once_collected() {
+    let d = Daemon::start(
+        Node::new(),
+        &["--gateway=127.0.0.1:0", "--retrieval-timeout=2"],
+    );
+    let gw = d.gateway.clone().unwrap();
+    let data = gen_bytes(11, 600 << 10);
+    let file = d.node.write("hot.bin", &data);
+    let cid = d.node.add(&file, &[]);
+    for _ in 0..3 {
+        let r = get(&format!("{gw}/ipfs/{cid}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.body == data, "bytes differ");
+    }
+    let r = request(
+        "GET",
+        &format!("{gw}/ipfs/{cid}"),
+        &[("Range", "bytes=300000-300009")],
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &data[300000..300010]);
+    d.node.run(&["pin", "rm", &cid]).ok();
+    d.node.run(&["repo", "gc"]).ok();
+    let r = get(&format!("{gw}/ipfs/{cid}"));
+    assert_eq!(
+        r.status, 504,
+        "collected content is not served from the cache"
+    );
+}
+
 /// Blocks in a daemon's store (`repo/stat`).
 fn stored_blocks(d: &Daemon) -> u64 {
     let (status, body) = d.post("repo/stat", &[], b"");

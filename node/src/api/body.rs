@@ -32,7 +32,7 @@ pub fn json<T: Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(mut bytes) => {
             bytes.push(b'\n');
-            with_type(Response::new(bytes.into()), "application/json")
+            json_bytes(bytes)
         }
         Err(e) => {
             let mut r = Response::new(format!("serializing the answer: {e}").into());
@@ -40,6 +40,11 @@ pub fn json<T: Serialize>(value: &T) -> Response {
             r
         }
     }
+}
+
+/// Bytes that already are one JSON answer (built by the handler piece by piece).
+pub fn json_bytes(bytes: Vec<u8>) -> Response {
+    with_type(Response::new(bytes.into()), "application/json")
 }
 
 /// [`json`] as a handler's result.

@@ -291,6 +291,9 @@ pub struct NodeArgs {
     /// Seconds a gateway request may wait for blocks from the network before it gets a 504.
     #[arg(long, default_value_t = 30)]
     pub retrieval_timeout: u64,
+    /// MiB of recently served blocks the gateway keeps in memory (0: none).
+    #[arg(long, default_value_t = crate::gateway::cache::DEFAULT_CACHE_MIB)]
+    pub gateway_cache_mib: u64,
     /// Subdomain gateway mode: serve `<cidv1>.ipfs.<HOST>` and redirect path URLs there.
     #[arg(long)]
     pub subdomain_host: Option<String>,

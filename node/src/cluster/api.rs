@@ -101,7 +101,7 @@ async fn status(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> 
                 local: cluster.local_state(one),
             })
         }
-        None => ok_json(&json!({ "Pins": cluster.statuses() })),
+        None => every_status(cluster),
     }
 }
 
@@ -118,4 +118,28 @@ async fn leave(node: Arc<NodeState>, _call: Call) -> Result<Response, ApiError> 
     let cluster = cluster(&node)?;
     cluster.leave();
     ok_json(&json!({ "Peer": cluster.local_peer(), "Leaving": true }))
+}
+
+/// `{"Pins":[…]}` with every pin's status, written straight into the answer: with many pins an
+/// intermediate `serde_json::Value` (or a vector of statuses) cost many times the answer's
+/// size in short-lived memory, which the allocator then kept.
+fn every_status(cluster: &Cluster) -> Result<Response, ApiError> {
+    let mut out = br#"{"Pins":["#.to_vec();
+    let mut failed = None;
+    cluster.for_each_status(|status| {
+        if failed.is_some() {
+            return;
+        }
+        if out.last() != Some(&b'[') {
+            out.push(b',');
+        }
+        if let Err(e) = serde_json::to_writer(&mut out, &status) {
+            failed = Some(e);
+        }
+    });
+    if let Some(e) = failed {
+        return Err(ApiError::internal(e));
+    }
+    out.extend_from_slice(b"]}\n");
+    Ok(crate::api::body::json_bytes(out))
 }

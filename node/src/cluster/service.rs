@@ -316,6 +316,11 @@ impl Cluster {
         self.core().statuses(Instant::now())
     }
 
+    /// Every pin's status, one at a time, under the core's lock.
+    pub fn for_each_status(&self, f: impl FnMut(PinStatus)) {
+        self.core().for_each_status(Instant::now(), f);
+    }
+
     /// This node's own state for `cid`.
     pub fn local_state(&self, cid: &Cid) -> Option<LocalState> {
         self.core().local_state(&cid.to_string())

@@ -167,6 +167,9 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
                 retrieval_timeout: Duration::from_secs(args.retrieval_timeout),
                 subdomain_host: args.subdomain_host.clone(),
                 metrics: gateway_metrics,
+                cache: crate::gateway::cache::BlockCache::new(
+                    args.gateway_cache_mib.saturating_mul(1 << 20),
+                ),
             };
             let url = crate::gateway::server::start(addr, gateway)
                 .await

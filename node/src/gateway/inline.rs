@@ -4,10 +4,17 @@
 //! budget. The server then answers the request again on a blocking thread, where reads may
 //! wait for Bitswap. Most gateway hits are small local files; a hop to the blocking pool and
 //! back costs them more than the reads themselves (two thread wake-ups per request).
+//!
+//! Blocks it reads go through the gateway's [`BlockCache`]: a hit is served (while the store
+//! still has the block) without reading and re-hashing it, a miss is read, verified by the
+//! store, and kept.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use bytes::Bytes;
 use cid::Cid;
+
+use super::cache::BlockCache;
 
 use crate::content::exporter::{BlockSource, SourceError};
 use crate::store::Blockstore;
@@ -26,15 +33,17 @@ pub struct Deferred;
 /// Local, bounded reads; see the module docs.
 pub struct InlineSource<'a> {
     store: &'a dyn Blockstore,
+    cache: &'a BlockCache,
     bytes: AtomicU64,
     blocks: AtomicU64,
     deferred: AtomicBool,
 }
 
 impl<'a> InlineSource<'a> {
-    pub fn new(store: &'a dyn Blockstore) -> Self {
+    pub fn new(store: &'a dyn Blockstore, cache: &'a BlockCache) -> Self {
         Self {
             store,
+            cache,
             bytes: AtomicU64::new(0),
             blocks: AtomicU64::new(0),
             deferred: AtomicBool::new(false),
@@ -45,6 +54,14 @@ impl<'a> InlineSource<'a> {
     /// source that may wait.
     pub fn deferred(&self) -> bool {
         self.deferred.load(Ordering::Relaxed)
+    }
+
+    /// Count `size` bytes read against the budget.
+    fn spend(&self, size: u64) -> Result<(), SourceError> {
+        if self.bytes.fetch_add(size, Ordering::Relaxed) + size > INLINE_READ_BYTES {
+            return Err(self.defer());
+        }
+        Ok(())
     }
 
     fn defer(&self) -> SourceError {
@@ -58,15 +75,23 @@ impl BlockSource for InlineSource<'_> {
         if self.deferred() || self.blocks.fetch_add(1, Ordering::Relaxed) >= INLINE_READ_BLOCKS {
             return Err(self.defer());
         }
+        if let Some(bytes) = self.cache.get(cid) {
+            if self.store.has(cid)? {
+                self.spend(bytes.len() as u64)?;
+                return Ok(Some(bytes.to_vec()));
+            }
+            self.cache.remove(cid);
+        }
         // The size first, so a large block is not read only to be thrown away.
         let Some(size) = self.store.block_size(cid)? else {
             return Err(self.defer());
         };
-        if self.bytes.fetch_add(size, Ordering::Relaxed) + size > INLINE_READ_BYTES {
-            return Err(self.defer());
-        }
+        self.spend(size)?;
         match self.store.get(cid)? {
-            Some(data) => Ok(Some(data)),
+            Some(data) => {
+                self.cache.insert(*cid, Bytes::copy_from_slice(&data));
+                Ok(Some(data))
+            }
             // Deleted (or found corrupt and deleted) since its size was read.
             None => Err(self.defer()),
         }
@@ -97,7 +122,8 @@ mod tests {
         let store = MemoryStore::default();
         let here = block_cid(0x55, 1, b"here");
         store.put(&here, b"here").unwrap();
-        let src = InlineSource::new(&store);
+        let cache = BlockCache::new(1 << 20);
+        let src = InlineSource::new(&store, &cache);
         assert_eq!(src.get_block(&here).unwrap(), Some(b"here".to_vec()));
         assert!(!src.deferred());
         let gone = block_cid(0x55, 1, b"gone");
@@ -113,7 +139,8 @@ mod tests {
         let big = vec![7u8; 1 << 20];
         let cid = block_cid(0x55, 1, &big);
         store.put(&cid, &big).unwrap();
-        let src = InlineSource::new(&store);
+        let cache = BlockCache::new(0);
+        let src = InlineSource::new(&store, &cache);
         assert!(src.get_block(&cid).unwrap().is_some());
         assert!(src.get_block(&cid).unwrap().is_some());
         assert!(
@@ -124,12 +151,36 @@ mod tests {
 
         let small = block_cid(0x55, 1, b"s");
         store.put(&small, b"s").unwrap();
-        let src = InlineSource::new(&store);
+        let src = InlineSource::new(&store, &cache);
         for _ in 0..INLINE_READ_BLOCKS {
             src.get_block(&small).unwrap();
         }
         assert!(src.get_block(&small).is_err(), "too many blocks");
         let many = vec![small; INLINE_READ_BLOCKS as usize + 1];
-        assert!(InlineSource::new(&store).prefetch(&many).is_err());
+        assert!(InlineSource::new(&store, &cache).prefetch(&many).is_err());
+    }
+
+    #[test]
+    fn cached_blocks_are_served_while_the_store_has_them() {
+        let store = MemoryStore::default();
+        let cache = BlockCache::new(1 << 20);
+        let cid = block_cid(0x55, 1, b"hot");
+        store.put(&cid, b"hot").unwrap();
+        InlineSource::new(&store, &cache).get_block(&cid).unwrap();
+        assert_eq!(
+            cache.get(&cid).as_deref(),
+            Some(&b"hot"[..]),
+            "kept after a read"
+        );
+        assert_eq!(
+            InlineSource::new(&store, &cache).get_block(&cid).unwrap(),
+            Some(b"hot".to_vec())
+        );
+        // Collected from the store: the cached copy is not served, and is dropped.
+        store.delete(&cid).unwrap();
+        let src = InlineSource::new(&store, &cache);
+        assert!(src.get_block(&cid).is_err());
+        assert!(src.deferred());
+        assert!(cache.get(&cid).is_none());
     }
 }

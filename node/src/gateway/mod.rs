@@ -13,6 +13,7 @@
 //!   [`trustless`] (raw blocks, CAR streams with `dag-scope` and `entity-bytes`).
 //! - [`error`]: every failure and its status code; [`reply`]: a response independent of the
 //!   HTTP library.
+//! - [`cache`]: verified hot blocks kept in memory up to a byte budget.
 //! - [`server`]: the warp listener; local answers of a few blocks are made on the connection's
 //!   task ([`inline`]), other reads run on blocking threads, and bodies stream.
 //! - [`metrics`]: `gateway_requests_total{status}` and a request duration histogram.
@@ -21,6 +22,7 @@
 //! --port N`); blocks the store lacks are fetched over Bitswap, bounded by
 //! `--retrieval-timeout`.
 
+pub mod cache;
 pub mod error;
 pub mod inline;
 pub mod listing;

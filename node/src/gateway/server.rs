@@ -20,6 +20,7 @@ use warp::Filter;
 use warp::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use warp::reply::{Reply as _, Response};
 
+use super::cache::BlockCache;
 use super::error::GatewayError;
 use super::inline::InlineSource;
 use super::metrics::GatewayMetrics;
@@ -44,6 +45,8 @@ pub struct Gateway {
     /// Base domain of subdomain mode (`<cid>.ipfs.<host>`), if enabled.
     pub subdomain_host: Option<String>,
     pub metrics: GatewayMetrics,
+    /// Hot blocks served without reading them again (see [`BlockCache`]).
+    pub cache: BlockCache,
 }
 
 /// Bind `addr`, serve the gateway on it in a new task, and return its URL (an unspecified
@@ -115,7 +118,7 @@ impl Gateway {
                 ),
             Ok(Route::Content(req)) => {
                 let inline = {
-                    let source = InlineSource::new(self.repo.blocks());
+                    let source = InlineSource::new(self.repo.blocks(), &self.cache);
                     let answer = respond(&source, &req);
                     (!source.deferred()).then_some(answer)
                 };
