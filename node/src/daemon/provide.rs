@@ -7,7 +7,6 @@
 //! peers look them up. The keys themselves live in [`crate::net::records`], which holds any
 //! number of them (libp2p's `MemoryStore` stops at 1,024).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,7 +37,6 @@ impl Announcer {
     /// Run until `changed` closes: full rounds on the interval (and on `full`), new keys on
     /// `changed`.
     pub async fn run(self, mut changed: mpsc::Receiver<()>, mut full: mpsc::Receiver<()>) {
-        let mut announced: HashSet<Cid> = HashSet::new();
         let mut timer = tokio::time::interval(self.interval);
         loop {
             let everything = tokio::select! {
@@ -62,26 +60,23 @@ impl Announcer {
                     continue;
                 }
             };
-            if everything {
+            // What is announced is the DHT's own record of the keys we provide (kept by the
+            // event loop), so no second copy of every key lives here.
+            let keys: Vec<Vec<u8>> = keys.iter().map(|c| c.hash().to_bytes()).collect();
+            let todo = if everything {
                 // Keys no longer selected (unpinned) are not ours to announce any more.
-                let current: HashSet<Cid> = keys.iter().copied().collect();
-                let gone: Vec<Cid> = announced.difference(&current).copied().collect();
-                for cid in gone {
-                    announced.remove(&cid);
-                    if self
-                        .client
-                        .stop_providing(cid.hash().to_bytes())
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
+                match self.client.retain_providing(keys.clone()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(count = n, "no longer announcing unpinned content"),
+                    Err(_) => return,
                 }
-            }
-            let todo: Vec<Cid> = keys
-                .into_iter()
-                .filter(|c| everything || !announced.contains(c))
-                .collect();
+                keys
+            } else {
+                match self.client.unprovided(keys).await {
+                    Ok(fresh) => fresh,
+                    Err(_) => return,
+                }
+            };
             if todo.is_empty() {
                 continue;
             }
@@ -91,22 +86,17 @@ impl Announcer {
                 "announcing to the DHT"
             );
             for batch in todo.chunks(BATCH) {
-                let results = join_all(batch.iter().map(|cid| {
-                    let client = self.client.clone();
-                    async move {
-                        let key = cid.hash().to_bytes();
-                        tokio::time::timeout(PROVIDE_TIMEOUT, client.start_providing(key)).await
-                    }
+                let results = join_all(batch.iter().map(|key| {
+                    tokio::time::timeout(PROVIDE_TIMEOUT, self.client.start_providing(key.clone()))
                 }))
                 .await;
-                for (cid, result) in batch.iter().zip(results) {
+                // Either way kad now lists the key as ours; the periodic round retries the put.
+                for result in results {
                     match result {
-                        Ok(Ok(())) => tracing::debug!(%cid, "announced"),
-                        Ok(Err(e)) => tracing::debug!(%cid, error = %e, "announcement incomplete"),
-                        Err(_) => tracing::debug!(%cid, "announcement timed out"),
+                        Ok(Ok(())) => tracing::debug!("announced"),
+                        Ok(Err(e)) => tracing::debug!(error = %e, "announcement incomplete"),
+                        Err(_) => tracing::debug!("announcement timed out"),
                     }
-                    // Recorded locally either way; the periodic round retries the DHT put.
-                    announced.insert(*cid);
                 }
             }
         }

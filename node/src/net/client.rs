@@ -54,6 +54,16 @@ pub enum Command {
     StopProviding {
         key: Vec<u8>,
     },
+    /// Which of `keys` this node does not provide yet.
+    Unprovided {
+        keys: Vec<Vec<u8>>,
+        reply: oneshot::Sender<Vec<Vec<u8>>>,
+    },
+    /// Stop providing every key not in `keep`; answers how many were dropped.
+    RetainProviding {
+        keep: Vec<Vec<u8>>,
+        reply: oneshot::Sender<usize>,
+    },
     RoutingTable {
         reply: oneshot::Sender<Vec<BucketInfo>>,
     },
@@ -123,6 +133,18 @@ impl Client {
             .send(Command::StopProviding { key })
             .await
             .map_err(|_| NetError::Stopped)
+    }
+
+    /// The keys of `keys` that this node does not provide yet.
+    pub async fn unprovided(&self, keys: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, NetError> {
+        self.ask(|reply| Command::Unprovided { keys, reply }).await
+    }
+
+    /// Stop providing every key not in `keep` (the keys of content no longer held); returns
+    /// how many were dropped.
+    pub async fn retain_providing(&self, keep: Vec<Vec<u8>>) -> Result<usize, NetError> {
+        self.ask(|reply| Command::RetainProviding { keep, reply })
+            .await
     }
 
     pub async fn routing_table(&self) -> Result<Vec<BucketInfo>, NetError> {

@@ -361,6 +361,24 @@ impl EventLoop {
                     .kad
                     .stop_providing(&RecordKey::new(&key));
             }
+            Command::Unprovided { keys, reply } => {
+                let store = self.swarm.behaviour_mut().kad.store_mut();
+                let fresh = keys
+                    .into_iter()
+                    .filter(|k| !store.is_provided(&RecordKey::new(k)))
+                    .collect();
+                let _ = reply.send(fresh);
+            }
+            Command::RetainProviding { keep, reply } => {
+                let keep: std::collections::HashSet<RecordKey> =
+                    keep.iter().map(RecordKey::new).collect();
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                let gone = kad.store_mut().provided_except(&keep);
+                for key in &gone {
+                    kad.stop_providing(key);
+                }
+                let _ = reply.send(gone.len());
+            }
             Command::StartProviding { key, reply } => {
                 match self
                     .swarm

@@ -39,6 +39,16 @@ impl ProviderStore {
         self.provided.len()
     }
 
+    /// Whether this node provides `key`.
+    pub fn is_provided(&self, key: &RecordKey) -> bool {
+        self.provided.contains(key)
+    }
+
+    /// The provided keys that are not in `keep`.
+    pub fn provided_except(&self, keep: &HashSet<RecordKey>) -> Vec<RecordKey> {
+        self.provided.difference(keep).cloned().collect()
+    }
+
     fn own_record(&self, key: &RecordKey) -> ProviderRecord {
         ProviderRecord::new(key.clone(), self.local, Vec::new())
     }
@@ -126,6 +136,30 @@ mod tests {
         assert_eq!(found[0].provider, me);
         assert!(found[0].addresses.is_empty(), "kad fills in our addresses");
         assert!(found[0].expires.is_none());
+    }
+
+    #[test]
+    fn the_announcer_asks_what_is_provided_and_what_is_not_kept() {
+        let me = PeerId::random();
+        let other = PeerId::random();
+        let mut store = ProviderStore::new(me);
+        for i in 0..4 {
+            store
+                .add_provider(ProviderRecord::new(key(i), me, Vec::new()))
+                .unwrap();
+        }
+        store
+            .add_provider(ProviderRecord::new(key(9), other, Vec::new()))
+            .unwrap();
+        assert!(store.is_provided(&key(3)));
+        assert!(
+            !store.is_provided(&key(9)),
+            "another peer's record is not ours"
+        );
+        let keep: HashSet<RecordKey> = [key(1), key(3), key(5)].into_iter().collect();
+        let mut gone = store.provided_except(&keep);
+        gone.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
+        assert_eq!(gone, [key(0), key(2)]);
     }
 
     #[test]
