@@ -1,7 +1,7 @@
 //! [`NetworkSource`]: the block source commands and the gateway read through while the daemon
 //! runs. A block comes from the local store when it is there; otherwise just that block is
 //! fetched over Bitswap (with a timeout), stored, and read back from the store, so what the
-//! exporter sees is always verified by `Blockstore::get`.
+//! exporter sees is always verified: by `Blockstore::get`, or on arrival (see below).
 //!
 //! Fetching only what is read keeps a byte range, a path lookup or a directory listing from
 //! pulling whole DAGs. Whole-DAG reads stay fast through the exporter's hints:
@@ -12,8 +12,14 @@
 //! working while a window is written out. The fetch policy (what is hinted when) lives in `content::exporter` and
 //! `content::walk`; this file only turns hints into fetches.
 //!
+//! A block this source's own fetches just delivered was verified against its CID when it
+//! arrived; reading it back for the exporter skips the store's second hash of it (one pass
+//! of SHA-256 over everything a read fetches). Blocks that were already local are read
+//! verified as always.
+//!
 //! Commands run in `spawn_blocking`, so `get_block` may block on the runtime handle.
 
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -23,7 +29,7 @@ use tokio::runtime::Handle;
 use crate::content::exporter::{BlockSource, FetchReport, SourceError};
 use crate::net::bitswap::Bitswap;
 use crate::net::bitswap::fetch::{FetchError, FetchStats};
-use crate::store::Blockstore;
+use crate::store::{Blockstore, Multihash};
 
 /// Store first, then the network.
 pub struct NetworkSource<'a> {
@@ -35,6 +41,8 @@ pub struct NetworkSource<'a> {
     reports: Mutex<Vec<FetchReport>>,
     /// The fetch started by the last `prefetch_next`, if nobody has waited for it yet.
     ahead: Mutex<Option<Ahead>>,
+    /// Blocks our fetches delivered (verified on arrival) that have not been read yet.
+    fresh: Mutex<HashSet<Multihash>>,
 }
 
 /// A DAG fetch running in the background for CIDs hinted by `prefetch_next`; aborted if the
@@ -64,6 +72,7 @@ impl<'a> NetworkSource<'a> {
             timeout,
             reports: Mutex::new(Vec::new()),
             ahead: Mutex::new(None),
+            fresh: Mutex::new(HashSet::new()),
         }
     }
 
@@ -79,8 +88,29 @@ impl<'a> NetworkSource<'a> {
         Ok(missing)
     }
 
-    /// Add a finished fetch to its top peer's report.
+    /// The stored block: as stored when our fetch just delivered (and verified) it,
+    /// otherwise verified by the store.
+    fn read_local(&self, cid: &Cid) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
+        if self.take_fresh(cid) {
+            if let Some(data) = self.store.get_unverified(cid.hash())? {
+                return Ok(Some(data));
+            }
+        }
+        self.store.get(cid)
+    }
+
+    /// Whether `cid` was delivered by one of our fetches and not read since.
+    fn take_fresh(&self, cid: &Cid) -> bool {
+        self.fresh
+            .lock()
+            .is_ok_and(|mut fresh| fresh.remove(cid.hash()))
+    }
+
+    /// Note a finished fetch: its blocks as fresh, its bytes in its top peer's report.
     fn record(&self, stats: &FetchStats) {
+        if let Ok(mut fresh) = self.fresh.lock() {
+            fresh.extend(stats.delivered.iter().map(|cid| *cid.hash()));
+        }
         let (Some(peer), Ok(mut reports)) = (stats.top_peer, self.reports.lock()) else {
             return;
         };
@@ -103,7 +133,7 @@ impl<'a> NetworkSource<'a> {
 
 impl BlockSource for NetworkSource<'_> {
     fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, SourceError> {
-        if let Some(data) = self.store.get(cid)? {
+        if let Some(data) = self.read_local(cid)? {
             return Ok(Some(data));
         }
         tracing::debug!(%cid, "block not local; fetching it over bitswap");
@@ -111,7 +141,7 @@ impl BlockSource for NetworkSource<'_> {
             .runtime
             .block_on(self.bitswap.fetch_blocks(&[*cid], self.timeout))?;
         self.record(&stats);
-        Ok(self.store.get(cid)?)
+        Ok(self.read_local(cid)?)
     }
 
     fn prefetch(&self, cids: &[Cid]) -> Result<(), SourceError> {

@@ -61,6 +61,9 @@ pub struct FetchStats {
     /// The peer that delivered the most bytes, if any block came from the network.
     pub top_peer: Option<PeerId>,
     pub elapsed: Duration,
+    /// The blocks that came from the network (verified against their CIDs on arrival) and
+    /// were stored, in the order they arrived.
+    pub delivered: Vec<Cid>,
 }
 
 /// Batches of delivered blocks being stored at once; past this the loop waits for one.
@@ -202,6 +205,9 @@ impl Bitswap {
                 inner.metrics.blocks_received.inc_by(delivered.len() as u64);
                 stats.blocks += delivered.len() as u64;
                 stats.bytes += delivered.iter().map(|(_, d)| d.len() as u64).sum::<u64>();
+                stats
+                    .delivered
+                    .extend(delivered.iter().map(|(cid, _)| *cid));
                 storing.spawn_blocking(self.store_job(delivered, depth));
             }
             // Bound the blocks held in memory while stores run; when the network has nothing
