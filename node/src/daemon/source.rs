@@ -91,10 +91,10 @@ impl<'a> NetworkSource<'a> {
     /// The stored block: as stored when our fetch just delivered (and verified) it,
     /// otherwise verified by the store.
     fn read_local(&self, cid: &Cid) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
-        if self.take_fresh(cid) {
-            if let Some(data) = self.store.get_unverified(cid.hash())? {
-                return Ok(Some(data));
-            }
+        if self.take_fresh(cid)
+            && let Some(data) = self.store.get_unverified(cid.hash())?
+        {
+            return Ok(Some(data));
         }
         self.store.get(cid)
     }
