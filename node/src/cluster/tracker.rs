@@ -15,8 +15,9 @@ use tokio::task::JoinSet;
 
 use super::service::{Cluster, PIN_SLOTS};
 use super::status::LocalState;
+use crate::store::Multihash;
 use crate::store::pins::PinMode;
-use crate::store::walk::walk_dag;
+use crate::store::walk::walk_dag_trusting;
 
 /// Interval between two `replication lag` warnings for one pin.
 const LAG_LOG_EVERY: Duration = Duration::from_secs(60);
@@ -158,12 +159,16 @@ impl Cluster {
             .parse()
             .map_err(|e| format!("bad CID in the pinset: {e}"))?;
         if !self.dag_complete(cid).await? {
-            self.inner
+            let fetched = self
+                .inner
                 .bitswap
                 .fetch_dag(cid, self.inner.config.fetch_timeout)
                 .await
                 .map_err(|e| e.to_string())?;
-            if !self.dag_complete(cid).await? {
+            // What the fetch delivered was verified on arrival: the check below reads those
+            // blocks for their links without hashing them again.
+            let fresh = fetched.delivered.iter().map(|c| *c.hash()).collect();
+            if !self.dag_complete_trusting(cid, fresh).await? {
                 return Err("the DAG is still incomplete after fetching".into());
             }
         }
@@ -186,9 +191,18 @@ impl Cluster {
 
     /// Whether every block of `cid`'s DAG is here (corrupt blocks are deleted on the way).
     pub(super) async fn dag_complete(&self, cid: Cid) -> Result<bool, String> {
+        self.dag_complete_trusting(cid, HashSet::new()).await
+    }
+
+    /// [`Self::dag_complete`], not hashing again the blocks in `fresh` (just verified).
+    async fn dag_complete_trusting(
+        &self,
+        cid: Cid,
+        fresh: HashSet<Multihash>,
+    ) -> Result<bool, String> {
         let repo = std::sync::Arc::clone(&self.inner.repo);
         tokio::task::spawn_blocking(move || {
-            walk_dag(repo.blocks(), &cid, &mut HashSet::new(), |_| true)
+            walk_dag_trusting(repo.blocks(), &cid, &mut HashSet::new(), &fresh, |_| true)
                 .map(|r| r.is_complete())
                 .map_err(|e| e.to_string())
         })
