@@ -580,8 +580,9 @@ async fn a_killed_holder_degrades_the_pin_until_the_cluster_copies_it_again() {
     }
 
     c.kubelet.stop(&victim);
+    // As generous as the other waits here: once failed at 60 s in a loaded CI run.
     let degraded = c
-        .wait_pin("pair", 60, "Degraded", |s| {
+        .wait_pin("pair", 120, "Degraded", |s| {
             s.phase == Some(PinPhase::Degraded)
         })
         .await;
