@@ -411,13 +411,6 @@ impl Core {
         self.pinset.live().count()
     }
 
-    /// Every pin's status.
-    pub fn statuses(&self, now: Instant) -> Vec<PinStatus> {
-        let mut all = Vec::new();
-        self.for_each_status(now, |s| all.push(s));
-        all
-    }
-
     pub fn local_state(&self, cid: &str) -> Option<LocalState> {
         self.local.get(cid).map(|(s, _)| *s)
     }

@@ -312,10 +312,6 @@ impl Cluster {
             .ok_or(ClusterError::NotPinned { cid: text })
     }
 
-    pub fn statuses(&self) -> Vec<PinStatus> {
-        self.core().statuses(Instant::now())
-    }
-
     /// Every pin's status, one at a time, under the core's lock.
     pub fn for_each_status(&self, f: impl FnMut(PinStatus)) {
         self.core().for_each_status(Instant::now(), f);

@@ -51,9 +51,6 @@ pub enum Command {
         key: Vec<u8>,
         reply: oneshot::Sender<Result<(), NetError>>,
     },
-    StopProviding {
-        key: Vec<u8>,
-    },
     /// Which of `keys` this node does not provide yet.
     Unprovided {
         keys: Vec<Vec<u8>>,
@@ -125,14 +122,6 @@ impl Client {
     pub async fn start_providing(&self, key: Vec<u8>) -> Result<(), NetError> {
         self.ask(|reply| Command::StartProviding { key, reply })
             .await?
-    }
-
-    /// Stop answering that we provide `key` (records already put on other peers expire).
-    pub async fn stop_providing(&self, key: Vec<u8>) -> Result<(), NetError> {
-        self.sender
-            .send(Command::StopProviding { key })
-            .await
-            .map_err(|_| NetError::Stopped)
     }
 
     /// The keys of `keys` that this node does not provide yet.

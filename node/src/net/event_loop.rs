@@ -355,12 +355,6 @@ impl EventLoop {
                     .get_providers(RecordKey::new(&key));
                 self.pending_providers.insert(id, found);
             }
-            Command::StopProviding { key } => {
-                self.swarm
-                    .behaviour_mut()
-                    .kad
-                    .stop_providing(&RecordKey::new(&key));
-            }
             Command::Unprovided { keys, reply } => {
                 let store = self.swarm.behaviour_mut().kad.store_mut();
                 let fresh = keys
