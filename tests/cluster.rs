@@ -132,16 +132,32 @@ fn five_nodes_keep_three_copies_through_failure_restart_and_leave() {
     let data = gen_bytes(21, 50 << 20);
     let file = c.daemon(0).node.write("big.bin", &data);
     let cid = c.daemon(0).node.add(&file, &["--pin=false"]);
-    let out = c.run(0, &["pin", &cid, "--replication", "3", "--name", "big"]);
+    // --wait answers once every allocated peer reports the pin pinned.
+    let out = c.run(
+        0,
+        &["pin", &cid, "--replication", "3", "--name", "big", "--wait"],
+    );
     assert!(out.contains("pinned"), "{out}");
+    assert!(
+        c.pinned_by(0, &cid, 3),
+        "--wait returned before 3/3: {}",
+        c.status(0, &cid)
+    );
+    assert_eq!(c.holders(&cid).len(), 3, "{:?}", c.holders(&cid));
 
-    // Replication larger than the cluster: failed with a reason, nothing else disturbed.
+    // Replication larger than the cluster: failed with a reason, nothing else disturbed;
+    // waiting for it ends in that reason and a non-zero exit.
     let small = c
         .daemon(1)
         .node
         .write("small.txt", b"a small file for a large replication");
     let small_cid = c.daemon(1).node.add(&small, &["--pin=false"]);
-    c.run(1, &["pin", "add", &small_cid, "--replication", "7"]);
+    let waited = c
+        .daemon(1)
+        .node
+        .run(&["pin", "add", &small_cid, "--replication", "7", "--wait"]);
+    assert_ne!(waited.code, 0, "{waited:?}");
+    assert!(waited.stderr.contains("replication-min 7"), "{waited:?}");
 
     wait_for("the 50 MB pin on exactly 3 nodes, 3/3", CONVERGE, || {
         c.holders(&cid).len() == 3 && c.pinned_by(4, &cid, 3)
@@ -238,20 +254,27 @@ fn scrub_repairs_a_corrupt_block_from_a_holder() {
         Some("flatfs"),
         &["--scrub-interval=1", "--scrub-rate=64"],
     );
-    let data = gen_bytes(33, 3 << 20);
+    // 1 KiB chunks: 400 leaves under 3 inner nodes, so a leaf is two levels down.
+    let data = gen_bytes(33, 400 << 10);
     let file = c.daemon(0).node.write("f.bin", &data);
-    let cid = c.daemon(0).node.add(&file, &["--pin=false"]);
+    let cid = c
+        .daemon(0)
+        .node
+        .add(&file, &["--pin=false", "--chunker=size-1024"]);
     c.run(0, &["pin", &cid, "--replication", "3"]);
     wait_for("3/3", CONVERGE, || c.pinned_by(1, &cid, 3));
 
-    // Flip a byte in the largest block file of node 2.
+    // Flip a byte in a leaf's block file on node 2 (the leaves are the middle sizes: the
+    // inner nodes are larger, the root and the last leaf smaller). Its parent is still
+    // stored, so the repair must look below blocks that are present.
     let blocks = c.daemon(2).node.repo().join("blocks");
     let mut files: Vec<_> = walk(&blocks)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "data"))
         .collect();
+    assert!(files.len() > 400, "{} block files", files.len());
     files.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
-    let victim = files.pop().unwrap();
+    let victim = files[files.len() / 2].clone();
     let original = std::fs::read(&victim).unwrap();
     let mut bad = original.clone();
     bad[original.len() / 2] ^= 0xff;

@@ -132,6 +132,13 @@ pub struct ReplicationArgs {
     /// A name for the pin.
     #[arg(long)]
     pub name: Option<String>,
+    /// Return only once every peer the pin is allocated to reports it pinned (non-zero exit
+    /// when it fails).
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this many seconds (the pin stays). 0: no limit.
+    #[arg(long, value_name = "SECS", requires = "wait")]
+    pub wait_timeout: Option<u64>,
 }
 
 impl ReplicationArgs {
@@ -141,6 +148,7 @@ impl ReplicationArgs {
             || self.replication_min.is_some()
             || self.replication_max.is_some()
             || self.name.is_some()
+            || self.wait
     }
 
     /// (min, max) as given; `--replication N` is both.

@@ -62,6 +62,12 @@ fn add(
             if let Some(name) = &cluster.name {
                 params.push(("name", name.clone()));
             }
+            if cluster.wait {
+                params.push(("wait", "true".into()));
+            }
+            if let Some(secs) = cluster.wait_timeout {
+                params.push(("wait-timeout", secs.to_string()));
+            }
             remote.json("pin/add", &params)?
         }
     };

@@ -1,5 +1,6 @@
 //! The cluster's endpoints on the node's HTTP RPC API, registered over the node's own when
-//! it runs in a cluster: `pin/add` and `pin/rm` act on the cluster pinset (a `pin/rm` of a
+//! it runs in a cluster: `pin/add` (with `wait=true`, answering once the pins are pinned or
+//! failed, or `wait-timeout` seconds passed) and `pin/rm` act on the cluster pinset (a `pin/rm` of a
 //! CID that is only pinned locally stays a local unpin), `cluster/status` (one CID's answer
 //! adds `Local`, this node's copy), `cluster/peers`, `cluster/drain`, `cluster/leave`; and the
 //! IPFS Pinning Service API mounted at `/pins` ([`super::pinning_service`]). Shapes are the
@@ -60,11 +61,19 @@ async fn pin_add(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError>
         ),
     };
     let name = call.option("name").map(str::to_owned);
+    let wait = call.flag("wait", false)?;
+    let limit = call
+        .parsed::<u64>("wait-timeout")?
+        .filter(|secs| *secs > 0)
+        .map(std::time::Duration::from_secs);
     for cid in &cids {
         cluster
             .pin(cid, min, max, name.clone())
             .await
             .map_err(api_error)?;
+    }
+    if wait {
+        cluster.wait_pinned(&cids, limit).await.map_err(api_error)?;
     }
     let pins: Vec<String> = cids.iter().map(ToString::to_string).collect();
     ok_json(&json!({ "Pins": pins }))

@@ -21,6 +21,7 @@ pub mod status;
 pub mod store;
 mod sync;
 mod tracker;
+mod wait;
 pub mod wire;
 
 pub use service::{Cluster, ClusterConfig, ClusterError, ClusterParts};

@@ -1,7 +1,8 @@
 //! Scrub: every `--scrub-interval`, re-hash the DAG of each cluster pin held here at no more
 //! than `--scrub-rate` bytes per second. Reading a block through the store re-hashes it and
-//! deletes it when it does not match its CID, so a corrupt block shows up as missing; the DAG
-//! is then fetched again from the other holders over Bitswap.
+//! deletes it when it does not match its CID, so a corrupt block shows up as missing; what is
+//! missing, at any depth, is then fetched again from the other holders over Bitswap (the pin
+//! job's `complete_dag`).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -36,15 +37,8 @@ impl Cluster {
                     Ok(0) => {}
                     Ok(bad) => {
                         tracing::warn!(cid = %text, missing = bad, "scrub found missing or corrupt blocks; fetching them again");
-                        match self
-                            .inner
-                            .bitswap
-                            .fetch_dag(cid, self.inner.config.fetch_timeout)
-                            .await
-                        {
-                            Ok(stats) => {
-                                tracing::info!(cid = %text, blocks = stats.blocks, "scrub repaired")
-                            }
+                        match self.complete_dag(cid).await {
+                            Ok(()) => tracing::info!(cid = %text, "scrub repaired"),
                             Err(e) => {
                                 tracing::warn!(cid = %text, error = %e, "scrub repair failed");
                                 self.core().set_local(

@@ -69,6 +69,19 @@ pub enum ClusterError {
     Store(#[from] ClusterStoreError),
     #[error("reading the repository: {0}")]
     Repo(String),
+    #[error("pinning {cid} failed: {reason}")]
+    PinFailed { cid: String, reason: String },
+    #[error(
+        "{cid} is still {state} after {secs} s: {pinned} copies pinned, replication factor {min}/{max}; the pin stays, see `distribute status {cid} --verbose`"
+    )]
+    WaitTimeout {
+        cid: String,
+        state: &'static str,
+        pinned: u32,
+        min: u32,
+        max: u32,
+        secs: u64,
+    },
 }
 
 /// `cluster peers` / `POST /api/v0/cluster/peers`.
@@ -115,6 +128,9 @@ pub(super) struct Inner {
     pub(super) changed: Notify,
     /// Sends a heartbeat now (our own pin states changed), not at the next tick.
     pub(super) beat_now: Notify,
+    /// Bumped with every `changed`: wakes callers waiting for a pin's status
+    /// ([`Cluster::wait_pinned`]).
+    pub(super) statuses: tokio::sync::watch::Sender<u64>,
     /// Set once `leave` is asked for; the daemon waits on it.
     pub(super) leave: Notify,
     /// Tells the DHT announcer that local pins changed.
@@ -191,6 +207,7 @@ impl Cluster {
                 metrics: parts.metrics,
                 changed: Notify::new(),
                 beat_now: Notify::new(),
+                statuses: tokio::sync::watch::Sender::new(0),
                 leave: Notify::new(),
                 pins_changed: parts.pins_changed,
             }),
@@ -274,6 +291,13 @@ impl Cluster {
         self.commit_pin(text, entry)
     }
 
+    /// The pinset, membership, a report or a local state changed: wake the tracker and
+    /// whoever waits on a status.
+    pub(super) fn note_change(&self) {
+        self.inner.changed.notify_one();
+        self.inner.statuses.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// Persist a pin entry we wrote, push it to every member, wake the tracker.
     fn commit_pin(&self, cid: String, entry: super::pinset::Entry) -> Result<(), ClusterError> {
         self.inner.store.put_pin(&cid, &entry)?;
@@ -281,7 +305,7 @@ impl Cluster {
         let mut delta = Pinset::default();
         delta.pins.insert(cid, entry);
         self.broadcast(Message::Update(delta));
-        self.inner.changed.notify_one();
+        self.note_change();
         Ok(())
     }
 
@@ -376,7 +400,7 @@ impl Cluster {
                 let mut delta = Pinset::default();
                 delta.drains.insert(peer.to_owned(), entry);
                 self.broadcast(Message::Update(delta));
-                self.inner.changed.notify_one();
+                self.note_change();
             }
         }
         let remaining = self.core().drain_progress(peer, now).remaining;
@@ -391,7 +415,7 @@ impl Cluster {
     /// held elsewhere (see [`Cluster::drain_self`]).
     pub fn leave(&self) {
         self.core().me.leaving = true;
-        self.inner.changed.notify_one();
+        self.note_change();
         self.inner.beat_now.notify_one();
         self.inner.leave.notify_one();
     }
@@ -466,12 +490,16 @@ fn replication(
 fn dag_size(repo: &Repo, root: &Cid) -> Option<u64> {
     let store = repo.blocks();
     let mut total = 0u64;
-    let report =
-        crate::store::walk::walk_dag(store, root, &mut std::collections::HashSet::new(), |c| {
+    let report = crate::store::walk::walk_dag_present(
+        store,
+        root,
+        &mut std::collections::HashSet::new(),
+        |c| {
             total += store.block_size(c).ok().flatten().unwrap_or(0);
             true
-        })
-        .ok()?;
+        },
+    )
+    .ok()?;
     report.is_complete().then_some(total)
 }
 

@@ -84,7 +84,7 @@ impl Cluster {
                         !core.members().held_in_sync(&sender) && core.start_held_pull(&sender);
                     (differs, held)
                 };
-                self.inner.changed.notify_one();
+                self.note_change();
                 self.contact(known);
                 if pull {
                     let this = self.clone();
@@ -180,7 +180,7 @@ impl Cluster {
             drains = delta.drains.len(),
             "pinset merged"
         );
-        self.inner.changed.notify_one();
+        self.note_change();
     }
 
     /// Anti-entropy: fetch `peer`'s whole pinset and merge it.
@@ -203,7 +203,7 @@ impl Cluster {
                 let held = super::membership::HeldSet::from_cids(cids);
                 core.members_mut().set_held(&sender, held);
                 drop(core);
-                self.inner.changed.notify_one();
+                self.note_change();
             }
             Ok(_) => tracing::debug!(%peer, "held pull answered with something else"),
             Err(e) => tracing::debug!(%peer, error = %e, "held pull failed"),

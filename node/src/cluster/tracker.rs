@@ -15,9 +15,8 @@ use tokio::task::JoinSet;
 
 use super::service::{Cluster, PIN_SLOTS};
 use super::status::LocalState;
-use crate::store::Multihash;
 use crate::store::pins::PinMode;
-use crate::store::walk::walk_dag_trusting;
+use crate::store::walk::walk_dag_present;
 
 /// Interval between two `replication lag` warnings for one pin.
 const LAG_LOG_EVERY: Duration = Duration::from_secs(60);
@@ -27,6 +26,9 @@ const LAG_LOG_EVERY: Duration = Duration::from_secs(60);
 const ROUND_PAUSE: Duration = Duration::from_millis(100);
 /// Least time between two refreshes of the statuses behind the metrics and lag warnings.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// Fetch-and-check rounds a pin job makes before it gives up on an incomplete DAG (each
+/// round fills the gaps the last one found below blocks that were already stored).
+const FETCH_ROUNDS: usize = 4;
 /// Least time between two returns of freed heap memory to the OS after pins came or went.
 const TRIM_EVERY: Duration = Duration::from_secs(10);
 
@@ -149,7 +151,7 @@ impl Cluster {
                     .set_local(&cid_text, LocalState::Failed, Some(e), now);
             }
         }
-        self.inner.changed.notify_one();
+        self.note_change();
         self.inner.beat_now.notify_one();
     }
 
@@ -158,20 +160,7 @@ impl Cluster {
         let cid: Cid = cid_text
             .parse()
             .map_err(|e| format!("bad CID in the pinset: {e}"))?;
-        if !self.dag_complete(cid).await? {
-            let fetched = self
-                .inner
-                .bitswap
-                .fetch_dag(cid, self.inner.config.fetch_timeout)
-                .await
-                .map_err(|e| e.to_string())?;
-            // What the fetch delivered was verified on arrival: the check below reads those
-            // blocks for their links without hashing them again.
-            let fresh = fetched.delivered.iter().map(|c| *c.hash()).collect();
-            if !self.dag_complete_trusting(cid, fresh).await? {
-                return Err("the DAG is still incomplete after fetching".into());
-            }
-        }
+        self.complete_dag(cid).await?;
         let repo = std::sync::Arc::clone(&self.inner.repo);
         let store = self.inner.store.clone();
         let text = cid_text.to_owned();
@@ -189,22 +178,55 @@ impl Cluster {
         .map_err(|e| e.to_string())?
     }
 
-    /// Whether every block of `cid`'s DAG is here (corrupt blocks are deleted on the way).
-    pub(super) async fn dag_complete(&self, cid: Cid) -> Result<bool, String> {
-        self.dag_complete_trusting(cid, HashSet::new()).await
+    /// Make every block of `cid`'s DAG local: walk what is here, fetch what is missing. A
+    /// fetch goes below every block it delivers but not below blocks it finds already stored,
+    /// which an earlier, interrupted fetch may have left without their children: those
+    /// subtrees are walked in the next round, until nothing is missing. The walks check
+    /// presence, not hashes (the scrub and every serving read do that).
+    pub(super) async fn complete_dag(&self, cid: Cid) -> Result<(), String> {
+        let mut roots = vec![cid];
+        for _ in 0..FETCH_ROUNDS {
+            let missing = self.missing_below(roots).await?;
+            if missing.is_empty() {
+                return Ok(());
+            }
+            let fetched = self
+                .inner
+                .bitswap
+                .fetch_dags(&missing, self.inner.config.fetch_timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(block) = fetched.undecodable.first() {
+                return Err(format!(
+                    "block {block} of the DAG has links that cannot be decoded"
+                ));
+            }
+            roots = fetched.already_local;
+        }
+        Err(format!(
+            "the DAG is still incomplete after {FETCH_ROUNDS} rounds of fetching"
+        ))
     }
 
-    /// [`Self::dag_complete`], not hashing again the blocks in `fresh` (just verified).
-    async fn dag_complete_trusting(
-        &self,
-        cid: Cid,
-        fresh: HashSet<Multihash>,
-    ) -> Result<bool, String> {
+    /// The blocks missing from the DAGs under `roots`; an error when a block's links cannot
+    /// be decoded.
+    async fn missing_below(&self, roots: Vec<Cid>) -> Result<Vec<Cid>, String> {
+        if roots.is_empty() {
+            return Ok(Vec::new());
+        }
         let repo = std::sync::Arc::clone(&self.inner.repo);
         tokio::task::spawn_blocking(move || {
-            walk_dag_trusting(repo.blocks(), &cid, &mut HashSet::new(), &fresh, |_| true)
-                .map(|r| r.is_complete())
-                .map_err(|e| e.to_string())
+            let mut seen = HashSet::new();
+            let mut missing = Vec::new();
+            for root in &roots {
+                let report = walk_dag_present(repo.blocks(), root, &mut seen, |_| true)
+                    .map_err(|e| e.to_string())?;
+                if let Some((block, e)) = report.undecodable.first() {
+                    return Err(format!("block {block} of the DAG cannot be decoded: {e}"));
+                }
+                missing.extend(report.missing);
+            }
+            Ok(missing)
         })
         .await
         .map_err(|e| e.to_string())?

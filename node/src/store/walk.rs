@@ -29,6 +29,8 @@ impl WalkReport {
 }
 
 /// Walk the DAG under `root`, calling `visit` on every block present and not yet in `seen`.
+/// Every block is read with its hash check, so a corrupt block is deleted and reported
+/// missing.
 ///
 /// `visit` returns false to stop the walk early. Store errors other than corruption abort it.
 pub fn walk_dag(
@@ -37,16 +39,26 @@ pub fn walk_dag(
     seen: &mut HashSet<Multihash>,
     visit: impl FnMut(&Cid) -> bool,
 ) -> Result<WalkReport, StoreError> {
-    walk_dag_trusting(store, root, seen, &HashSet::new(), visit)
+    walk(store, root, seen, true, visit)
 }
 
-/// [`walk_dag`], reading the blocks in `fresh` without hashing them again: blocks verified
-/// against their CIDs moments ago (a fetch's deliveries), whose check would only repeat.
-pub fn walk_dag_trusting(
+/// [`walk_dag`] without the hash checks: whether the DAG is all here, the question a pin
+/// asks (as Kubo does with `HashOnRead` off). Damage on disk is the scrub's to find, and every
+/// read that serves a block still checks it.
+pub fn walk_dag_present(
     store: &dyn Blockstore,
     root: &Cid,
     seen: &mut HashSet<Multihash>,
-    fresh: &HashSet<Multihash>,
+    visit: impl FnMut(&Cid) -> bool,
+) -> Result<WalkReport, StoreError> {
+    walk(store, root, seen, false, visit)
+}
+
+fn walk(
+    store: &dyn Blockstore,
+    root: &Cid,
+    seen: &mut HashSet<Multihash>,
+    verify: bool,
     mut visit: impl FnMut(&Cid) -> bool,
 ) -> Result<WalkReport, StoreError> {
     let mut report = WalkReport::default();
@@ -55,10 +67,10 @@ pub fn walk_dag_trusting(
         if !seen.insert(*cid.hash()) {
             continue;
         }
-        let read = if fresh.contains(cid.hash()) {
-            store.get_unverified(cid.hash())
-        } else {
+        let read = if verify {
             store.get(&cid)
+        } else {
+            store.get_unverified(cid.hash())
         };
         let data = match read {
             Ok(Some(data)) => data,
@@ -89,15 +101,13 @@ mod tests {
     use crate::store::memory::MemoryStore;
 
     #[test]
-    fn fresh_blocks_are_read_without_their_hash_check() {
+    fn a_presence_walk_skips_the_hash_check_a_full_walk_makes() {
         let store = MemoryStore::default();
         let cid = block_cid(0x55, 1, b"leaf");
         // Bytes that do not hash to the CID, as if damaged after they were stored.
         store.put_raw(cid.hash(), b"damaged").unwrap();
-        let fresh: HashSet<Multihash> = [*cid.hash()].into_iter().collect();
-        let trusted =
-            walk_dag_trusting(&store, &cid, &mut HashSet::new(), &fresh, |_| true).unwrap();
-        assert!(trusted.is_complete(), "a fresh block is taken as read");
+        let present = walk_dag_present(&store, &cid, &mut HashSet::new(), |_| true).unwrap();
+        assert!(present.is_complete(), "present is all it asks");
         let checked = walk_dag(&store, &cid, &mut HashSet::new(), |_| true).unwrap();
         assert_eq!(
             checked.missing,

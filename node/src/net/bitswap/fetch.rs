@@ -64,6 +64,13 @@ pub struct FetchStats {
     /// The blocks that came from the network (verified against their CIDs on arrival) and
     /// were stored, in the order they arrived.
     pub delivered: Vec<Cid>,
+    /// Children of delivered blocks that were already stored, so the fetch did not go below
+    /// them ([`Depth::Dags`] takes a local block's DAG to be complete): the only parts of the
+    /// DAG that a completeness check still has to walk.
+    pub already_local: Vec<Cid>,
+    /// Delivered blocks whose links could not be decoded: their children, if any, were not
+    /// fetched.
+    pub undecodable: Vec<Cid>,
 }
 
 /// Batches of delivered blocks being stored at once; past this the loop waits for one.
@@ -172,7 +179,7 @@ impl Bitswap {
         let mut backlog: VecDeque<Cid> = VecDeque::new();
         let mut asked = std::collections::HashSet::new();
         backlog.extend(roots.iter().filter(|c| asked.insert(**c)));
-        let mut storing: JoinSet<Result<Vec<Cid>, StoreFailure>> = JoinSet::new();
+        let mut storing: JoinSet<Result<Stored, StoreFailure>> = JoinSet::new();
         let result = 'fetch: loop {
             let mut delivered = Vec::new();
             let mut failed = None;
@@ -214,7 +221,7 @@ impl Bitswap {
             // more to deliver, wait for the stores, whose children come next.
             while storing.len() >= STORE_JOBS || (session.pending() == 0 && !storing.is_empty()) {
                 match joined(storing.join_next().await) {
-                    Ok(children) => backlog.extend(children),
+                    Ok(stored) => stored.record(&mut backlog, &mut stats),
                     Err(e) => break 'fetch Err(e.into()),
                 }
             }
@@ -234,7 +241,7 @@ impl Bitswap {
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1));
             tokio::select! {
                 done = storing.join_next(), if !storing.is_empty() => match joined(done) {
-                    Ok(children) => backlog.extend(children),
+                    Ok(stored) => stored.record(&mut backlog, &mut stats),
                     Err(e) => break 'fetch Err(e.into()),
                 },
                 input = rx.recv() => {
@@ -293,15 +300,15 @@ impl Bitswap {
 
     /// A job for a blocking thread: store the delivered blocks (their CIDs were rebuilt from
     /// these bytes when the message was decoded, so they are not hashed again) and, for a DAG
-    /// fetch, return their children that the store lacks.
+    /// fetch, sort their children into those the store lacks and those it has.
     fn store_job(
         &self,
         blocks: Vec<(Cid, Vec<u8>)>,
         depth: Depth,
-    ) -> impl FnOnce() -> Result<Vec<Cid>, StoreFailure> + Send + 'static {
+    ) -> impl FnOnce() -> Result<Stored, StoreFailure> + Send + 'static {
         let store = Arc::clone(&self.inner.store);
         move || {
-            let mut children = Vec::new();
+            let mut stored = Stored::default();
             for (cid, data) in &blocks {
                 store
                     .put(cid, data)
@@ -310,15 +317,40 @@ impl Bitswap {
                     continue;
                 }
                 // A block whose links we cannot read is still a block; it just has no
-                // children we know how to fetch.
-                for child in links(cid, data).unwrap_or_default() {
-                    if !store.has(&child).unwrap_or(false) {
-                        children.push(child);
+                // children we know how to fetch (the stats name it).
+                let Ok(children) = links(cid, data) else {
+                    stored.undecodable.push(*cid);
+                    continue;
+                };
+                for child in children {
+                    if store.has(&child).unwrap_or(false) {
+                        stored.local.push(child);
+                    } else {
+                        stored.missing.push(child);
                     }
                 }
             }
-            Ok(children)
+            Ok(stored)
         }
+    }
+}
+
+/// What a store job found below the blocks it stored.
+#[derive(Default)]
+struct Stored {
+    /// Children the store lacks: wanted next.
+    missing: Vec<Cid>,
+    /// Children already stored, not gone below.
+    local: Vec<Cid>,
+    /// Stored blocks whose links could not be decoded.
+    undecodable: Vec<Cid>,
+}
+
+impl Stored {
+    fn record(self, backlog: &mut VecDeque<Cid>, stats: &mut FetchStats) {
+        backlog.extend(self.missing);
+        stats.already_local.extend(self.local);
+        stats.undecodable.extend(self.undecodable);
     }
 }
 
@@ -331,17 +363,17 @@ impl From<StoreFailure> for FetchError {
     }
 }
 
-/// A finished store job's children, or why it failed.
+/// A finished store job's findings, or why it failed.
 fn joined(
-    done: Option<Result<Result<Vec<Cid>, StoreFailure>, tokio::task::JoinError>>,
-) -> Result<Vec<Cid>, StoreFailure> {
+    done: Option<Result<Result<Stored, StoreFailure>, tokio::task::JoinError>>,
+) -> Result<Stored, StoreFailure> {
     match done {
         Some(Ok(result)) => result,
         Some(Err(e)) => Err(StoreFailure(
             Cid::default(),
             format!("store task failed: {e}"),
         )),
-        None => Ok(Vec::new()),
+        None => Ok(Stored::default()),
     }
 }
 
