@@ -15,6 +15,7 @@ pub mod membership;
 pub mod metrics;
 pub mod pinning_service;
 pub mod pinset;
+pub mod record;
 mod scrub;
 pub mod service;
 pub mod status;

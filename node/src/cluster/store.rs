@@ -1,5 +1,6 @@
 //! The cluster's durable state in the repository's sled database: the pinset
-//! (`cluster_pins`: CID → JSON [`Entry`]; `cluster_drains`: peer → JSON [`DrainEntry`]) and
+//! (`cluster_pins`: CID → [`Entry`] as a [`record`]; `cluster_drains`: peer → JSON
+//! [`DrainEntry`]) and
 //! `cluster_held`, the CIDs this node pinned locally on the cluster's behalf (so releasing a
 //! copy never removes a pin the user made by hand); `cluster_meta` holds the pinset's
 //! tombstone horizon (`horizon`: u64 big-endian).
@@ -8,6 +9,7 @@ use sled::{Db, Tree};
 use thiserror::Error;
 
 use super::pinset::{DrainEntry, Entry, Pinset};
+use super::record;
 
 /// A cluster state read or write that failed.
 #[derive(Debug, Error)]
@@ -77,7 +79,10 @@ impl ClusterStore {
         let mut set = Pinset::default();
         for item in self.pins.iter() {
             let (k, v) = item.map_err(sled_err("read"))?;
-            let entry: Entry = decode(&k, &v)?;
+            let entry = record::decode(&v).map_err(|e| ClusterStoreError::BadRecord {
+                key: String::from_utf8_lossy(&k).into_owned(),
+                reason: e.to_string(),
+            })?;
             set.pins
                 .insert(String::from_utf8_lossy(&k).into_owned(), entry);
         }
@@ -117,7 +122,7 @@ impl ClusterStore {
 
     pub fn put_pin(&self, cid: &str, entry: &Entry) -> Result<(), ClusterStoreError> {
         self.pins
-            .insert(cid.as_bytes(), encode(entry)?)
+            .insert(cid.as_bytes(), record::encode(entry))
             .map_err(sled_err("write"))?;
         Ok(())
     }
