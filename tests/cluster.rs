@@ -312,12 +312,23 @@ fn a_node_without_the_secret_cannot_join_or_inject_pins() {
     wait_for("the outsider to be connected", CONVERGE, || {
         c.run(0, &["peers"]).contains(&outsider.peer_id)
     });
-    // A member's pin made after the outsider's reaches node 0; the outsider's never does.
+    // A member's pins made after the outsider's reach node 0 (two in one call: one batch,
+    // one update); the outsider's never does.
     let g = c.daemon(1).node.write("y.txt", b"member content");
     let member_cid = c.daemon(1).node.add(&g, &["--pin=false"]);
-    c.run(1, &["pin", &member_cid, "--replication", "1"]);
-    wait_for("the member's later pin to reach node 0", CONVERGE, || {
-        c.run(0, &["pin", "ls", "--cluster"]).contains(&member_cid)
+    let h = c.daemon(1).node.write("z.txt", b"more member content");
+    let second_cid = c.daemon(1).node.add(&h, &["--pin=false"]);
+    let out = c.run(
+        1,
+        &["pin", "add", &member_cid, &second_cid, "--replication", "1"],
+    );
+    assert!(
+        out.contains(&member_cid) && out.contains(&second_cid),
+        "{out}"
+    );
+    wait_for("the member's later pins to reach node 0", CONVERGE, || {
+        let listed = c.run(0, &["pin", "ls", "--cluster"]);
+        listed.contains(&member_cid) && listed.contains(&second_cid)
     });
     let peers = c.run(0, &["cluster", "peers"]);
     assert!(!peers.contains(&outsider.peer_id), "{peers}");

@@ -66,12 +66,10 @@ async fn pin_add(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError>
         .parsed::<u64>("wait-timeout")?
         .filter(|secs| *secs > 0)
         .map(std::time::Duration::from_secs);
-    for cid in &cids {
-        cluster
-            .pin(cid, min, max, name.clone())
-            .await
-            .map_err(api_error)?;
-    }
+    cluster
+        .pin_all(&cids, min, max, name)
+        .await
+        .map_err(api_error)?;
     if wait {
         cluster.wait_pinned(&cids, limit).await.map_err(api_error)?;
     }

@@ -238,7 +238,33 @@ impl Cluster {
         max: Option<u32>,
         name: Option<String>,
     ) -> Result<(), ClusterError> {
-        self.pin_with(cid, min, max, name, None).await.map(|_| ())
+        self.pin_all(std::slice::from_ref(cid), min, max, name)
+            .await
+    }
+
+    /// [`Cluster::pin`] of several CIDs with the same options, written to the store in one
+    /// batch (one flush) and pushed to the members in one update.
+    pub async fn pin_all(
+        &self,
+        cids: &[Cid],
+        min: Option<u32>,
+        max: Option<u32>,
+        name: Option<String>,
+    ) -> Result<(), ClusterError> {
+        let (min, max) = replication(min, max, self.inner.config.replication)?;
+        let sizes = self.dag_sizes(cids).await?;
+        let entries = {
+            let mut core = self.core();
+            cids.iter()
+                .zip(sizes)
+                .map(|(cid, size)| {
+                    let text = cid.to_string();
+                    let entry = new_entry(&mut core, &text, min, max, name.clone(), size, None);
+                    (text, entry)
+                })
+                .collect()
+        };
+        self.commit_pins(entries)
     }
 
     /// [`Cluster::pin`] with metadata (`None` keeps what an earlier pin of the CID had);
@@ -252,33 +278,27 @@ impl Cluster {
         metadata: Option<std::collections::BTreeMap<String, String>>,
     ) -> Result<super::pinset::Stamp, ClusterError> {
         let (min, max) = replication(min, max, self.inner.config.replication)?;
-        let repo = Arc::clone(&self.inner.repo);
-        let root = *cid;
-        let size = tokio::task::spawn_blocking(move || dag_size(&repo, &root))
-            .await
-            .map_err(|e| ClusterError::Repo(e.to_string()))?;
+        let size = self
+            .dag_sizes(std::slice::from_ref(cid))
+            .await?
+            .pop()
+            .flatten();
         let text = cid.to_string();
-        let entry = {
-            let mut core = self.core();
-            let (created_ms, old_metadata) = core
-                .pinset()
-                .get(&text)
-                .map(|p| (p.created_ms, p.metadata.clone()))
-                .unwrap_or_else(|| (now_ms(), Default::default()));
-            let metadata = metadata.unwrap_or(old_metadata);
-            let spec = PinSpec {
-                name: name.unwrap_or_default(),
-                replication_min: min,
-                replication_max: max,
-                size,
-                created_ms,
-                metadata,
-            };
-            core.add_pin(&text, spec, now_ms())
-        };
+        let entry = new_entry(&mut self.core(), &text, min, max, name, size, metadata);
         let stamp = entry.stamp.clone();
-        self.commit_pin(text, entry)?;
+        self.commit_pins(vec![(text, entry)])?;
         Ok(stamp)
+    }
+
+    /// The DAG size of each of `cids` when the whole DAG is here.
+    async fn dag_sizes(&self, cids: &[Cid]) -> Result<Vec<Option<u64>>, ClusterError> {
+        let repo = Arc::clone(&self.inner.repo);
+        let roots = cids.to_vec();
+        tokio::task::spawn_blocking(move || {
+            roots.iter().map(|root| dag_size(&repo, root)).collect()
+        })
+        .await
+        .map_err(|e| ClusterError::Repo(e.to_string()))
     }
 
     /// Remove `cid` from the cluster pinset; holders release it.
@@ -288,7 +308,7 @@ impl Cluster {
             .core()
             .remove_pin(&text, now_ms())
             .ok_or_else(|| ClusterError::NotPinned { cid: text.clone() })?;
-        self.commit_pin(text, entry)
+        self.commit_pins(vec![(text, entry)])
     }
 
     /// The pinset, membership, a report or a local state changed: wake the tracker and
@@ -298,12 +318,18 @@ impl Cluster {
         self.inner.statuses.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Persist a pin entry we wrote, push it to every member, wake the tracker.
-    fn commit_pin(&self, cid: String, entry: super::pinset::Entry) -> Result<(), ClusterError> {
-        self.inner.store.put_pin(&cid, &entry)?;
+    /// Persist pin entries we wrote (one batch, one flush), push them to every member in one
+    /// update, wake the tracker.
+    fn commit_pins(
+        &self,
+        entries: Vec<(String, super::pinset::Entry)>,
+    ) -> Result<(), ClusterError> {
+        self.inner
+            .store
+            .put_pins(entries.iter().map(|(cid, e)| (cid.as_str(), e)))?;
         self.inner.store.flush()?;
         let mut delta = Pinset::default();
-        delta.pins.insert(cid, entry);
+        delta.pins.extend(entries);
         self.broadcast(Message::Update(delta));
         self.note_change();
         Ok(())
@@ -487,6 +513,33 @@ fn replication(
 }
 
 /// Cumulative size of `root`'s DAG when it is complete here.
+/// A new pinset entry for `cid` in `core` (stamped, merged); its creation time and, unless
+/// given, its metadata carry over from an earlier pin of the CID.
+fn new_entry(
+    core: &mut Core,
+    cid: &str,
+    min: u32,
+    max: u32,
+    name: Option<String>,
+    size: Option<u64>,
+    metadata: Option<std::collections::BTreeMap<String, String>>,
+) -> super::pinset::Entry {
+    let (created_ms, old_metadata) = core
+        .pinset()
+        .get(cid)
+        .map(|p| (p.created_ms, p.metadata.clone()))
+        .unwrap_or_else(|| (now_ms(), Default::default()));
+    let spec = PinSpec {
+        name: name.unwrap_or_default(),
+        replication_min: min,
+        replication_max: max,
+        size,
+        created_ms,
+        metadata: metadata.unwrap_or(old_metadata),
+    };
+    core.add_pin(cid, spec, now_ms())
+}
+
 fn dag_size(repo: &Repo, root: &Cid) -> Option<u64> {
     let store = repo.blocks();
     let mut total = 0u64;

@@ -120,11 +120,16 @@ impl ClusterStore {
         Ok(())
     }
 
-    pub fn put_pin(&self, cid: &str, entry: &Entry) -> Result<(), ClusterStoreError> {
-        self.pins
-            .insert(cid.as_bytes(), record::encode(entry))
-            .map_err(sled_err("write"))?;
-        Ok(())
+    /// Write pin entries, all in one batch.
+    pub fn put_pins<'a>(
+        &self,
+        entries: impl IntoIterator<Item = (&'a str, &'a Entry)>,
+    ) -> Result<(), ClusterStoreError> {
+        let mut batch = sled::Batch::default();
+        for (cid, entry) in entries {
+            batch.insert(cid.as_bytes(), record::encode(entry));
+        }
+        self.pins.apply_batch(batch).map_err(sled_err("write"))
     }
 
     pub fn put_drain(&self, peer: &str, entry: &DrainEntry) -> Result<(), ClusterStoreError> {
@@ -197,8 +202,7 @@ mod tests {
         {
             let db = sled::open(dir.path()).unwrap();
             let s = ClusterStore::open(&db).unwrap();
-            s.put_pin("cid", &entry).unwrap();
-            s.put_pin("gone", &entry).unwrap();
+            s.put_pins([("cid", &entry), ("gone", &entry)]).unwrap();
             s.remove_pin("gone").unwrap();
             s.set_horizon(42).unwrap();
             s.set_held("cid", true).unwrap();

@@ -162,10 +162,12 @@ impl Cluster {
         {
             failed = Some(e);
         }
-        for (cid, e) in &delta.pins {
-            if let Err(e) = self.inner.store.put_pin(cid, e) {
-                failed = Some(e);
-            }
+        if let Err(e) = self
+            .inner
+            .store
+            .put_pins(delta.pins.iter().map(|(cid, e)| (cid.as_str(), e)))
+        {
+            failed = Some(e);
         }
         for (peer, e) in &delta.drains {
             if let Err(e) = self.inner.store.put_drain(peer, e) {
