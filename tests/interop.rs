@@ -1,6 +1,7 @@
 //! Interop with Helia (JavaScript IPFS): a real `distribute node` and a real Helia peer
 //! (`tests/interop/helia-peer.mjs`, driven by JSON lines) exchange multi-block files over
-//! Bitswap on loopback, in both directions, and the bytes must match. Needs Node.js >= 20
+//! Bitswap on loopback, in both directions, over TCP (Noise, Yamux) and over QUIC v1 (Helia
+//! through `@chainsafe/libp2p-quic`), and the bytes must match. Needs Node.js >= 20
 //! and npm; `tests/interop/install.sh` is run first if `node_modules` is missing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -66,12 +67,68 @@ struct Helia {
     addr: String,
 }
 
+/// The transports both sides speak: TCP with Noise and Yamux, or QUIC v1.
+#[derive(Clone, Copy, Debug)]
+enum Transport {
+    Tcp,
+    Quic,
+}
+
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Quic => "quic",
+        }
+    }
+
+    /// What the multiaddr of a connection over this transport contains.
+    fn marker(self) -> &'static str {
+        match self {
+            Self::Tcp => "/tcp/",
+            Self::Quic => "/quic-v1",
+        }
+    }
+
+    /// A daemon listening on this transport too (every daemon listens on TCP), and its
+    /// dialable address on it.
+    fn daemon(self) -> (Daemon, String) {
+        let daemon = match self {
+            Self::Tcp => Daemon::start(Node::new(), &[]),
+            Self::Quic => Daemon::start(
+                Node::new(),
+                &["--listen=/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1"],
+            ),
+        };
+        let addr = daemon
+            .addrs
+            .iter()
+            .find(|a| a.contains(self.marker()))
+            .unwrap_or_else(|| panic!("no {self:?} address in {:?}", daemon.addrs));
+        let addr = format!("{addr}/p2p/{}", daemon.peer_id);
+        (daemon, addr)
+    }
+}
+
+/// The address `distribute peers` shows for `peer` (one line per connected peer: ID, address,
+/// latency, agent).
+fn peer_address(daemon: &Daemon, peer: &str) -> String {
+    let peers = daemon.node.run(&["peers"]).stdout;
+    peers
+        .lines()
+        .find(|l| l.starts_with(peer))
+        .and_then(|l| l.split('\t').nth(1))
+        .unwrap_or_else(|| panic!("{peer} is not in `distribute peers`:\n{peers}"))
+        .to_owned()
+}
+
 impl Helia {
-    fn start(scratch: &Path) -> Self {
+    fn start(scratch: &Path, transport: Transport) -> Self {
         ensure_installed();
         let log = scratch.join("helia.log");
         let mut child = Command::new("node")
             .args(["--import", "./polyfill.mjs", "helia-peer.mjs"])
+            .args(["--transport", transport.name()])
             .current_dir(interop_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -148,13 +205,32 @@ fn assert_same(what: &str, got: &[u8], want: &[u8]) {
 
 #[test]
 fn helia_fetches_a_multi_block_file_from_distribute() {
-    let daemon = Daemon::start(Node::new(), &[]);
-    let mut helia = Helia::start(daemon.node.dir.path());
+    helia_fetches_from_distribute(Transport::Tcp);
+}
+
+#[test]
+fn helia_fetches_a_multi_block_file_from_distribute_over_quic() {
+    helia_fetches_from_distribute(Transport::Quic);
+}
+
+#[test]
+fn distribute_fetches_a_multi_block_file_from_helia() {
+    distribute_fetches_from_helia(Transport::Tcp);
+}
+
+#[test]
+fn distribute_fetches_a_multi_block_file_from_helia_over_quic() {
+    distribute_fetches_from_helia(Transport::Quic);
+}
+
+fn helia_fetches_from_distribute(transport: Transport) {
+    let (daemon, addr) = transport.daemon();
+    let mut helia = Helia::start(daemon.node.dir.path(), transport);
     let data = gen_bytes(21, FILE_SIZE);
     let file = daemon.node.write("for-helia.bin", &data);
     let cid = daemon.node.add(&file, &[]);
 
-    helia.call(json!({ "cmd": "dial", "addr": daemon.addr() }));
+    helia.call(json!({ "cmd": "dial", "addr": addr }));
     let out = daemon.node.dir.path().join("from-distribute.bin");
     let answer = helia.call(json!({
         "cmd": "get",
@@ -168,16 +244,25 @@ fn helia_fetches_a_multi_block_file_from_distribute() {
         &std::fs::read(&out).unwrap(),
         &data,
     );
+    let used = peer_address(&daemon, &helia.peer_id);
+    assert!(
+        used.contains(transport.marker()),
+        "{transport:?} expected: {used}"
+    );
 }
 
-#[test]
-fn distribute_fetches_a_multi_block_file_from_helia() {
-    let daemon = Daemon::start(Node::new(), &[]);
-    let mut helia = Helia::start(daemon.node.dir.path());
+fn distribute_fetches_from_helia(transport: Transport) {
+    let (daemon, _) = transport.daemon();
+    let mut helia = Helia::start(daemon.node.dir.path(), transport);
     daemon.node.run(&["swarm", "connect", &helia.addr]).ok();
     wait_for("the daemon to list Helia as a peer", HELIA_TIMEOUT, || {
         daemon.node.run(&["peers"]).stdout.contains(&helia.peer_id)
     });
+    let used = peer_address(&daemon, &helia.peer_id);
+    assert!(
+        used.contains(transport.marker()),
+        "{transport:?} expected: {used}"
+    );
     // Several files over one connection: the stream windows grow as they are used.
     let mut cid = String::new();
     for seed in 22..25 {

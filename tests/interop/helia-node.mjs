@@ -1,9 +1,11 @@
 // Shared by helia-peer.mjs, check-cids.mjs and helia-transfer-bench.mjs:
-// a minimal Helia node (TCP + Noise + Yamux + identify, bitswap only, no
-// bootstrap, no DHT, no delegated routing, no HTTP gateways) listening on
-// 127.0.0.1 only, and the UnixFS importer options that give Kubo's CIDs.
+// a minimal Helia node (TCP + Noise + Yamux, or QUIC v1 through
+// @chainsafe/libp2p-quic; identify; bitswap only, no bootstrap, no DHT, no
+// delegated routing, no HTTP gateways) listening on 127.0.0.1 only, and the
+// UnixFS importer options that give Kubo's CIDs.
 import './polyfill.mjs' // also loaded via --import; kept here so a plain `node file.mjs` works too
 import { noise } from '@chainsafe/libp2p-noise'
+import { quic } from '@chainsafe/libp2p-quic'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { withBitswap } from '@helia/bitswap'
 import { withLibp2pLight } from '@helia/libp2p'
@@ -40,11 +42,33 @@ export function kuboImportOptions ({ cidVersion = 0, rawLeaves } = {}) {
   }
 }
 
+/** The libp2p transport options of one transport: 'tcp' or 'quic'. */
+function transportOptions (transport, port) {
+  if (transport === 'tcp') {
+    return {
+      addresses: { listen: [`/ip4/127.0.0.1/tcp/${port}`] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()]
+    }
+  }
+  if (transport === 'quic') {
+    // QUIC brings its own encryption (TLS 1.3) and stream multiplexing.
+    return {
+      addresses: { listen: [`/ip4/127.0.0.1/udp/${port}/quic-v1`] },
+      transports: [quic()]
+    }
+  }
+  throw new Error(`unknown transport ${transport}; use tcp or quic`)
+}
+
 /**
  * Create and start a Helia node. `repo`: a folder for an on-disk blockstore
- * (blocks otherwise live in memory). `port`: TCP port on 127.0.0.1 (0 = any).
+ * (blocks otherwise live in memory). `port`: TCP or UDP port on 127.0.0.1
+ * (0 = any). `transport`: 'tcp' (Noise, Yamux) or 'quic' (QUIC v1), the only
+ * one it listens on and dials with.
  */
-export async function startHelia ({ repo, port = 0, bitswap = {} } = {}) {
+export async function startHelia ({ repo, port = 0, bitswap = {}, transport = 'tcp' } = {}) {
   const init = {}
   if (repo != null && repo !== '') {
     const store = new FsBlockstore(repo)
@@ -52,10 +76,7 @@ export async function startHelia ({ repo, port = 0, bitswap = {} } = {}) {
     init.blockstore = store
   }
   const helia = withBitswap(withLibp2pLight(createHeliaLight(init), {
-    addresses: { listen: [`/ip4/127.0.0.1/tcp/${port}`] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    ...transportOptions(transport, port),
     peerDiscovery: [],
     services: { identify: identify() }
   }), bitswap)

@@ -2,9 +2,10 @@
 // line is answered on stdout per command, in order (commands run one at a
 // time). Everything else (logs, warnings) goes to stderr.
 //
-// Run: node --import ./polyfill.mjs helia-peer.mjs [--port N] [--repo DIR]
-//   --port N    TCP port on 127.0.0.1 (default 0: any free port)
-//   --repo DIR  keep blocks on disk in DIR (default: in memory)
+// Run: node --import ./polyfill.mjs helia-peer.mjs [--port N] [--repo DIR] [--transport T]
+//   --port N       TCP or UDP port on 127.0.0.1 (default 0: any free port)
+//   --repo DIR     keep blocks on disk in DIR (default: in memory)
+//   --transport T  tcp (Noise + Yamux, the default) or quic (QUIC v1)
 //
 // On start: {"event":"ready","peerId":"…","addrs":["/ip4/127.0.0.1/tcp/…/p2p/…"]}
 // Commands (an optional "id" field is echoed back in the answer):
@@ -35,14 +36,18 @@ process.on('uncaughtException', err => { console.error('uncaughtException:', err
 process.on('unhandledRejection', err => { console.error('unhandledRejection:', err) })
 
 const { values: args } = parseArgs({
-  options: { port: { type: 'string', default: '0' }, repo: { type: 'string' } }
+  options: {
+    port: { type: 'string', default: '0' },
+    repo: { type: 'string' },
+    transport: { type: 'string', default: 'tcp' }
+  }
 })
 
 function reply (obj) {
   process.stdout.write(JSON.stringify(obj) + '\n')
 }
 
-const helia = await startHelia({ repo: args.repo, port: Number(args.port) })
+const helia = await startHelia({ repo: args.repo, port: Number(args.port), transport: args.transport })
 const fs = unixfs(helia)
 const peerId = helia.libp2p.peerId.toString()
 reply({ event: 'ready', peerId, addrs: listenAddrs(helia) })

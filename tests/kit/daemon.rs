@@ -33,12 +33,10 @@ impl Daemon {
     /// Start `distribute <command>` (`node`, or `gateway`, which runs a node too).
     pub fn start_as(node: Node, command: &str, extra: &[&str]) -> Self {
         let log = std::fs::File::create(node.dir.path().join("daemon.log")).unwrap();
-        let mut args = vec![
-            "--log-level=info,distribute=debug",
-            command,
-            "--listen=/ip4/127.0.0.1/tcp/0",
-            "--no-mdns",
-        ];
+        let mut args = vec!["--log-level=info,distribute=debug", command, "--no-mdns"];
+        if !extra.iter().any(|a| a.starts_with("--listen")) {
+            args.push("--listen=/ip4/127.0.0.1/tcp/0");
+        }
         if !extra
             .iter()
             .any(|a| a.starts_with("--api=") || *a == "--api")
