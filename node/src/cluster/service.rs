@@ -230,20 +230,9 @@ impl Cluster {
         self.core().me.peer.clone()
     }
 
-    /// Add `cid` to the cluster pinset; pinning proceeds in the background.
-    pub async fn pin(
-        &self,
-        cid: &Cid,
-        min: Option<u32>,
-        max: Option<u32>,
-        name: Option<String>,
-    ) -> Result<(), ClusterError> {
-        self.pin_all(std::slice::from_ref(cid), min, max, name)
-            .await
-    }
-
-    /// [`Cluster::pin`] of several CIDs with the same options, written to the store in one
-    /// batch (one flush) and pushed to the members in one update.
+    /// Add `cids` to the cluster pinset with the same options; pinning proceeds in the
+    /// background. The entries are written to the store in one batch (one flush) and pushed
+    /// to the members in one update.
     pub async fn pin_all(
         &self,
         cids: &[Cid],
@@ -267,7 +256,7 @@ impl Cluster {
         self.commit_pins(entries)
     }
 
-    /// [`Cluster::pin`] with metadata (`None` keeps what an earlier pin of the CID had);
+    /// [`Cluster::pin_all`] of one CID with metadata (`None` keeps what an earlier pin of the CID had);
     /// returns the stamp of the new entry (which names the pin request).
     pub async fn pin_with(
         &self,
@@ -512,7 +501,6 @@ fn replication(
     Ok((min, max))
 }
 
-/// Cumulative size of `root`'s DAG when it is complete here.
 /// A new pinset entry for `cid` in `core` (stamped, merged); its creation time and, unless
 /// given, its metadata carry over from an earlier pin of the CID.
 fn new_entry(
@@ -540,6 +528,7 @@ fn new_entry(
     core.add_pin(cid, spec, now_ms())
 }
 
+/// Cumulative size of `root`'s DAG when it is complete here.
 fn dag_size(repo: &Repo, root: &Cid) -> Option<u64> {
     let store = repo.blocks();
     let mut total = 0u64;

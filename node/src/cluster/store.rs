@@ -39,14 +39,19 @@ pub struct ClusterStore {
 
 const HORIZON: &[u8] = b"horizon";
 
+/// The record under `key` could not be read.
+fn bad_record(key: &[u8], reason: impl std::fmt::Display) -> ClusterStoreError {
+    ClusterStoreError::BadRecord {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: reason.to_string(),
+    }
+}
+
 fn decode<T: serde::de::DeserializeOwned>(
     key: &[u8],
     value: &[u8],
 ) -> Result<T, ClusterStoreError> {
-    serde_json::from_slice(value).map_err(|e| ClusterStoreError::BadRecord {
-        key: String::from_utf8_lossy(key).into_owned(),
-        reason: e.to_string(),
-    })
+    serde_json::from_slice(value).map_err(|e| bad_record(key, e))
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ClusterStoreError> {
@@ -79,10 +84,7 @@ impl ClusterStore {
         let mut set = Pinset::default();
         for item in self.pins.iter() {
             let (k, v) = item.map_err(sled_err("read"))?;
-            let entry = record::decode(&v).map_err(|e| ClusterStoreError::BadRecord {
-                key: String::from_utf8_lossy(&k).into_owned(),
-                reason: e.to_string(),
-            })?;
+            let entry = record::decode(&v).map_err(|e| bad_record(&k, e))?;
             set.pins
                 .insert(String::from_utf8_lossy(&k).into_owned(), entry);
         }
