@@ -21,7 +21,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use support::fake_apiserver::FakeApiServer;
 use support::kubelet::{Kubelet, KubeletConfig, Ports, node_binary};
-use support::node_api::{add_unpinned, api_token, content, local_pins};
+use support::node_api::{add_unpinned, api_token, content, local_pins, post};
 use support::{Harness, NS, free_port, wait_for};
 
 const CID: &str = "QmWATWQ7fVPP2EFGu71UkfnqhYXDYH566qy47CnJDgvs8u";
@@ -384,6 +384,32 @@ impl NodeCluster {
         })
         .await;
         let token = api_token(&h.server, NS, name);
+        // Ready pods are not yet a settled cluster: until every node has heard from every
+        // other, nodes allocate from different member lists and a copy may be made by one
+        // node and released a moment later. The tests start from settled membership.
+        for ordinal in 0..replicas {
+            let api = format!("127.0.0.{}:{}", i64::from(ip_base) + ordinal, ports.api);
+            wait_for(
+                120,
+                &format!("{name}-{ordinal} seeing every peer"),
+                || async {
+                    let (code, text) = post(&api, &token, "cluster/peers", None).await?;
+                    let v: Value =
+                        serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))?;
+                    // `Peers` lists the node itself too.
+                    let alive = v["Peers"]
+                        .as_array()
+                        .map(|p| p.iter().filter(|m| m["State"] == "alive").count())
+                        .unwrap_or(0);
+                    if code == 200 && alive as i64 == replicas {
+                        Ok(())
+                    } else {
+                        Err(format!("HTTP {code}: {text}"))
+                    }
+                },
+            )
+            .await;
+        }
         Self {
             h,
             kubelet,
