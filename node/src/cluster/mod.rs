@@ -11,6 +11,7 @@ pub mod allocation;
 pub mod api;
 pub mod commands;
 pub mod core;
+pub mod journal;
 pub mod membership;
 pub mod metrics;
 pub mod pinning_service;

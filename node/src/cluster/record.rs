@@ -1,7 +1,7 @@
-//! The on-disk form of a cluster pinset entry (`cluster_pins` values): a compact binary
-//! record, about a third of the JSON it replaced (every member keeps one per cluster pin, and
-//! sled holds the hot ones in memory). Records written as JSON by earlier versions are still
-//! read: they start with `{`, which no binary record does.
+//! The on-disk form of a cluster pinset entry (in the cluster journal, see [`super::store`]):
+//! a compact binary record, about a third of the JSON it replaced (every member keeps one per
+//! cluster pin). Records written as JSON by earlier versions are still read: they start with
+//! `{`, which no binary record does.
 //!
 //! Layout, version 1 (`uvarint` = unsigned LEB128, `str` = uvarint length + UTF-8 bytes):
 //!

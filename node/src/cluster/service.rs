@@ -172,7 +172,7 @@ pub struct ClusterParts {
 impl Cluster {
     /// Load the persisted pinset and start the cluster tasks.
     pub fn spawn(config: ClusterConfig, parts: ClusterParts) -> Result<Self, ClusterError> {
-        let store = ClusterStore::open(parts.repo.db())?;
+        let store = ClusterStore::open(parts.repo.db(), parts.repo.path())?;
         let pinset = store.load()?;
         let me = SelfInfo {
             peer: parts.client.local_peer_id().to_string(),

@@ -1,7 +1,7 @@
 //! The pin tracker: each round (every heartbeat interval, or sooner when something changed)
 //! asks [`super::core::Core::plan`] what to do and does it. Pinning fetches the DAG over
 //! Bitswap from whoever has it (the holders are connected members), checks it is complete,
-//! then pins it locally and remembers it in `cluster_held`; a local pin the user made by hand
+//! then pins it locally and records it as held for the cluster; a local pin the user made by hand
 //! is used as is and never removed. Releasing removes only pins this node made for the
 //! cluster; the blocks go at the next `repo gc`. After each round the metrics are refreshed
 //! and pins below target are logged (`replication lag`, at most once a minute per pin).
@@ -74,16 +74,6 @@ impl Cluster {
                 continue;
             }
             reported = Some(now);
-            // Once a burst of pin work has settled, give back what it freed (glibc keeps it
-            // as resident memory otherwise: about 40 MiB after 2,000 pins were added).
-            if busy
-                && running.is_empty()
-                && queue.is_empty()
-                && now.duration_since(trimmed) >= TRIM_EVERY
-            {
-                crate::memory::release_free_memory();
-                (busy, trimmed) = (false, now);
-            }
             // One status at a time under the core's lock: a vector of every pin's status
             // each second cost megabytes of churn with thousands of pins.
             let metrics = &self.inner.metrics;
@@ -105,6 +95,21 @@ impl Cluster {
             });
             drop(core);
             metrics.finish(tally);
+            // A burst of pins is below target while it is being copied: the lag map grew to
+            // one slot per pin, and keeps its table after the pins are all held.
+            if warned.capacity() > 2 * warned.len() + 64 {
+                warned.shrink_to_fit();
+            }
+            // Once a burst of pin work has settled, give back what it freed (glibc keeps it
+            // as resident memory otherwise: about 40 MiB after 2,000 pins were added).
+            if busy
+                && running.is_empty()
+                && queue.is_empty()
+                && now.duration_since(trimmed) >= TRIM_EVERY
+            {
+                crate::memory::release_free_memory();
+                (busy, trimmed) = (false, now);
+            }
         }
     }
 
