@@ -78,8 +78,9 @@ pub struct Core {
 pub const TOMBSTONE_TTL: Duration = Duration::from_secs(24 * 3600);
 
 impl Core {
-    pub fn new(me: SelfInfo, pinset: Pinset, timing: Timing, retry_after: Duration) -> Self {
-        let clock = Clock::new(me.peer.clone(), pinset.max_time());
+    pub fn new(me: SelfInfo, mut pinset: Pinset, timing: Timing, retry_after: Duration) -> Self {
+        pinset.share_names();
+        let clock = Clock::new(&me.peer, pinset.max_time());
         // After a restart every tombstone needs fresh acknowledgements.
         let tomb_since = pinset
             .pins
@@ -362,7 +363,7 @@ impl Core {
         let origin = spec
             .size
             .and_then(|_| self.pinset.pins.get(cid))
-            .map(|entry| entry.stamp.peer.as_str());
+            .map(|entry| &*entry.stamp.peer);
         allocate(cid, spec.replication_max as usize, candidates, origin)
     }
 

@@ -36,7 +36,8 @@
 //! So a member away for longer than the TTL loses the changes it made while away that are
 //! stamped below the horizon, the price of bounded tombstones (Cassandra's `gc_grace`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -46,7 +47,8 @@ use sha2::{Digest, Sha256};
 pub struct Stamp {
     /// Hybrid logical clock: milliseconds since the epoch, bumped past anything seen.
     pub time: u64,
-    pub peer: String,
+    /// Shared between the entries of one writer (see [`PeerNames`]).
+    pub peer: Arc<str>,
 }
 
 /// What a pin asks of the cluster.
@@ -85,6 +87,34 @@ pub struct Pinset {
     /// merged (see the module docs); not part of the digest.
     #[serde(default)]
     pub horizon: u64,
+    /// The writers' peer IDs, one allocation each for all their entries.
+    #[serde(skip)]
+    pub names: PeerNames,
+}
+
+/// The peer IDs stamps name, kept once: ten thousand pins written by the same few members
+/// would otherwise carry ten thousand copies of a 52-byte string. Not part of the state:
+/// two sets with the same entries are equal whatever their names.
+#[derive(Debug, Clone, Default)]
+pub struct PeerNames(BTreeSet<Arc<str>>);
+
+impl PartialEq for PeerNames {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for PeerNames {}
+
+impl PeerNames {
+    /// The kept copy of `peer`, keeping this one if it is the first.
+    pub fn share(&mut self, peer: &Arc<str>) -> Arc<str> {
+        if let Some(kept) = self.0.get(&**peer) {
+            return Arc::clone(kept);
+        }
+        self.0.insert(Arc::clone(peer));
+        Arc::clone(peer)
+    }
 }
 
 /// The ID of the pin request an entry records: every member derives the same ID from the
@@ -121,7 +151,34 @@ fn lww<V: Ord + Clone>(map: &mut BTreeMap<String, V>, key: &str, value: &V) -> b
 impl Pinset {
     /// Merge one pin entry; true when it changed our state.
     pub fn merge_pin(&mut self, cid: &str, entry: &Entry) -> bool {
-        lww(&mut self.pins, cid, entry)
+        let shared = |names: &mut PeerNames| {
+            let mut e = entry.clone();
+            e.stamp.peer = names.share(&e.stamp.peer);
+            e
+        };
+        match self.pins.get_mut(cid) {
+            Some(current) if *current >= *entry => false,
+            Some(current) => {
+                *current = shared(&mut self.names);
+                true
+            }
+            None => {
+                let e = shared(&mut self.names);
+                self.pins.insert(cid.to_owned(), e);
+                true
+            }
+        }
+    }
+
+    /// Share the peer IDs of every entry (for a set built without [`Pinset::merge_pin`],
+    /// such as one read from disk).
+    pub fn share_names(&mut self) {
+        for e in self.pins.values_mut() {
+            e.stamp.peer = self.names.share(&e.stamp.peer);
+        }
+        for e in self.drains.values_mut() {
+            e.stamp.peer = self.names.share(&e.stamp.peer);
+        }
     }
 
     /// Merge one drain entry; true when it changed our state.
@@ -184,7 +241,15 @@ impl Pinset {
 
     /// [`Pinset::merge_pin`], updating `digest` (this set's digest) when it changes.
     pub fn merge_pin_tracked(&mut self, cid: &str, entry: &Entry, digest: &mut [u8; 32]) -> bool {
-        lww_tracked(&mut self.pins, cid, entry, pin_hash, digest)
+        let old = self.pins.get(cid).map(|v| pin_hash(cid, v));
+        if !self.merge_pin(cid, entry) {
+            return false;
+        }
+        if let Some(old) = old {
+            xor(digest, &old);
+        }
+        xor(digest, &pin_hash(cid, entry));
+        true
     }
 
     /// [`Pinset::merge_drain`], updating `digest` (this set's digest) when it changes.
@@ -252,13 +317,16 @@ fn drain_hash(peer: &str, e: &DrainEntry) -> [u8; 32] {
 /// Hybrid logical clock of one node.
 #[derive(Debug, Clone)]
 pub struct Clock {
-    peer: String,
+    peer: Arc<str>,
     last: u64,
 }
 
 impl Clock {
-    pub fn new(peer: String, seen: u64) -> Self {
-        Self { peer, last: seen }
+    pub fn new(peer: &str, seen: u64) -> Self {
+        Self {
+            peer: peer.into(),
+            last: seen,
+        }
     }
 
     /// A stamp past every stamp issued or observed so far, and not behind `now_ms`.
@@ -266,7 +334,7 @@ impl Clock {
         self.last = now_ms.max(self.last.saturating_add(1));
         Stamp {
             time: self.last,
-            peer: self.peer.clone(),
+            peer: Arc::clone(&self.peer),
         }
     }
 
@@ -298,7 +366,7 @@ mod tests {
         (0u64..4, 0u8..3, proptest::option::of(1u32..4)).prop_map(|(time, peer, pin)| Entry {
             stamp: Stamp {
                 time,
-                peer: format!("peer{peer}"),
+                peer: format!("peer{peer}").into(),
             },
             pin: pin.map(spec),
         })
@@ -321,7 +389,35 @@ mod tests {
             pins,
             drains,
             horizon: 0,
+            names: PeerNames::default(),
         })
+    }
+
+    #[test]
+    fn entries_of_one_writer_share_its_peer_id() {
+        let entry = |time: u64| Entry {
+            stamp: Stamp {
+                time,
+                peer: String::from("writer").into(),
+            },
+            pin: Some(spec(1)),
+        };
+        let mut set = Pinset::default();
+        assert!(set.merge_pin("a", &entry(1)));
+        assert!(set.merge_pin("b", &entry(2)));
+        let mut digest = set.digest();
+        assert!(set.merge_pin_tracked("a", &entry(3), &mut digest));
+        assert_eq!(digest, set.digest());
+        let (a, b) = (&set.pins["a"].stamp.peer, &set.pins["b"].stamp.peer);
+        assert!(Arc::ptr_eq(a, b), "one allocation for both");
+        let mut loaded = Pinset::default();
+        loaded.pins.insert("x".into(), entry(1));
+        loaded.pins.insert("y".into(), entry(1));
+        loaded.share_names();
+        assert!(Arc::ptr_eq(
+            &loaded.pins["x"].stamp.peer,
+            &loaded.pins["y"].stamp.peer
+        ));
     }
 
     fn merged(a: &Pinset, b: &Pinset) -> Pinset {
@@ -378,7 +474,7 @@ mod tests {
 
     #[test]
     fn a_removal_after_the_add_wins_and_a_stale_add_does_not_resurrect() {
-        let mut clock = Clock::new("a".into(), 0);
+        let mut clock = Clock::new("a", 0);
         let add = Entry {
             stamp: clock.stamp(100),
             pin: Some(spec(3)),
@@ -396,7 +492,7 @@ mod tests {
 
     #[test]
     fn clock_moves_past_observed_stamps() {
-        let mut clock = Clock::new("a".into(), 0);
+        let mut clock = Clock::new("a", 0);
         clock.observe(5_000);
         let s = clock.stamp(1_000); // our wall clock is behind
         assert_eq!(s.time, 5_001);

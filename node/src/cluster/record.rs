@@ -151,7 +151,7 @@ impl Reader<'_> {
     fn entry(&mut self) -> Result<Entry, RecordError> {
         let stamp = Stamp {
             time: self.uvarint("the stamp's time")?,
-            peer: self.string("the stamp's peer")?,
+            peer: self.string("the stamp's peer")?.into(),
         };
         if !self.flag("the removal flag")? {
             return Ok(Entry { stamp, pin: None });
@@ -279,7 +279,10 @@ mod tests {
                 },
             );
         (any::<u64>(), ".{0,60}", proptest::option::of(spec)).prop_map(|(time, peer, pin)| Entry {
-            stamp: Stamp { time, peer },
+            stamp: Stamp {
+                time,
+                peer: peer.into(),
+            },
             pin,
         })
     }
