@@ -12,6 +12,7 @@
 //! and each member the version at which its heartbeat digest last equalled ours.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::allocation::{Candidate, allocate};
@@ -54,8 +55,11 @@ pub struct Core {
     digest: [u8; 32],
     clock: Clock,
     members: Members,
-    local: BTreeMap<String, (LocalState, Option<String>)>,
-    failed_at: HashMap<String, Instant>,
+    /// Our own copies' states, keyed by the pinset's own key of each CID (one allocation
+    /// for both while the pin is in the set).
+    local: BTreeMap<Arc<str>, LocalState>,
+    /// When and why our copies failed (only failed ones: most never do).
+    failures: HashMap<String, (Instant, Option<String>)>,
     retry_after: Duration,
     /// Bumped on every change of the pinset.
     version: u64,
@@ -86,7 +90,7 @@ impl Core {
             .pins
             .iter()
             .filter(|(_, e)| e.pin.is_none())
-            .map(|(cid, _)| (cid.clone(), 1))
+            .map(|(cid, _)| (cid.to_string(), 1))
             .collect();
         Self {
             me,
@@ -95,7 +99,7 @@ impl Core {
             clock,
             members: Members::new(timing),
             local: BTreeMap::new(),
-            failed_at: HashMap::new(),
+            failures: HashMap::new(),
             retry_after,
             version: 1,
             tomb_since,
@@ -210,13 +214,13 @@ impl Core {
                 .pins
                 .iter()
                 .filter(|(cid, e)| e.stamp.time <= state.horizon && !state.pins.contains_key(*cid))
-                .map(|(cid, _)| cid.clone())
+                .map(|(cid, _)| cid.to_string())
                 .collect();
             for cid in stale {
                 self.pinset.remove_tracked(&cid, &mut self.digest);
                 self.tomb_since.remove(&cid);
                 self.version += 1;
-                delta.pins.remove(&cid);
+                delta.pins.remove(cid.as_str());
                 dropped.push(cid);
             }
             self.pinset.horizon = state.horizon;
@@ -238,7 +242,7 @@ impl Core {
             .tomb_since
             .iter()
             .filter(|(cid, since)| {
-                self.pinset.pins.get(*cid).is_some_and(|e| {
+                self.pinset.pins.get(cid.as_str()).is_some_and(|e| {
                     e.pin.is_none() && e.stamp.time.saturating_add(self.tombstone_ttl_ms) <= now_ms
                 }) && acked(**since)
             })
@@ -283,9 +287,9 @@ impl Core {
         let states = self
             .local
             .iter()
-            .filter(|(_, (state, _))| *state != LocalState::Pinned)
+            .filter(|(_, state)| **state != LocalState::Pinned)
             .take(MAX_STATES)
-            .map(|(cid, s)| (cid.clone(), s.clone()))
+            .map(|(cid, state)| (cid.to_string(), (*state, self.error_of(cid, *state))))
             .collect();
         Heartbeat {
             peer: self.me.peer.clone(),
@@ -311,8 +315,8 @@ impl Core {
     pub fn held_cids(&self) -> Vec<String> {
         self.local
             .iter()
-            .filter(|(_, (state, _))| *state == LocalState::Pinned)
-            .map(|(cid, _)| cid.clone())
+            .filter(|(_, state)| **state == LocalState::Pinned)
+            .map(|(cid, _)| cid.to_string())
             .collect()
     }
 
@@ -370,11 +374,11 @@ impl Core {
     /// Reports of live members and ourselves about `cid`.
     pub fn reports(&self, cid: &str, now: Instant) -> Vec<PeerReport> {
         let mut r = self.members.reports(cid, now);
-        if let Some((state, error)) = self.local.get(cid) {
+        if let Some(state) = self.local.get(cid) {
             r.push(PeerReport {
                 peer_id: self.me.peer.clone(),
                 state: *state,
-                error: error.clone(),
+                error: self.error_of(cid, *state),
             });
         }
         r
@@ -413,22 +417,36 @@ impl Core {
     }
 
     pub fn local_state(&self, cid: &str) -> Option<LocalState> {
-        self.local.get(cid).map(|(s, _)| *s)
+        self.local.get(cid).copied()
+    }
+
+    /// Why our copy of `cid` failed, when `state` says it did.
+    fn error_of(&self, cid: &str, state: LocalState) -> Option<String> {
+        if state != LocalState::Failed {
+            return None;
+        }
+        self.failures.get(cid).and_then(|(_, e)| e.clone())
     }
 
     /// Record our own copy's state.
     pub fn set_local(&mut self, cid: &str, state: LocalState, error: Option<String>, now: Instant) {
         if state == LocalState::Failed {
-            self.failed_at.insert(cid.to_owned(), now);
+            self.failures.insert(cid.to_owned(), (now, error));
         } else {
-            self.failed_at.remove(cid);
+            self.failures.remove(cid);
         }
         let was = self.local_state(cid) == Some(LocalState::Pinned);
         let is = state == LocalState::Pinned;
         if was != is {
             self.toggle_held(cid, is);
         }
-        self.local.insert(cid.to_owned(), (state, error));
+        match self.local.get_mut(cid) {
+            Some(current) => *current = state,
+            None => {
+                let key = self.pinset.key(cid).cloned().unwrap_or_else(|| cid.into());
+                self.local.insert(key, state);
+            }
+        }
     }
 
     pub fn forget_local(&mut self, cid: &str) {
@@ -436,7 +454,7 @@ impl Core {
             self.toggle_held(cid, false);
         }
         self.local.remove(cid);
-        self.failed_at.remove(cid);
+        self.failures.remove(cid);
     }
 
     /// This round's work for the tracker.
@@ -446,14 +464,14 @@ impl Core {
         let mut plan = Plan::default();
         for (cid, spec) in self.pinset.live() {
             let alloc = self.allocation(cid, spec, &candidates);
-            let local = self.local.get(cid).map(|(s, _)| *s);
+            let local = self.local.get(cid).copied();
             if alloc.iter().any(|p| p == me) {
                 let due = match local {
                     None | Some(LocalState::Queued) => true,
                     Some(LocalState::Failed) => self
-                        .failed_at
+                        .failures
                         .get(cid)
-                        .is_none_or(|t| now.duration_since(*t) >= self.retry_after),
+                        .is_none_or(|(t, _)| now.duration_since(*t) >= self.retry_after),
                     _ => false,
                 };
                 if due {
@@ -474,9 +492,9 @@ impl Core {
                 }
             }
         }
-        for (cid, (state, _)) in &self.local {
+        for (cid, state) in &self.local {
             if self.pinset.get(cid).is_none() && *state != LocalState::Pinning {
-                plan.release.push(cid.clone());
+                plan.release.push(cid.to_string());
             }
         }
         plan

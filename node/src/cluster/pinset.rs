@@ -81,7 +81,9 @@ pub struct DrainEntry {
 /// The whole replicated state (or a delta of it: any subset merges the same way).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pinset {
-    pub pins: BTreeMap<String, Entry>,
+    /// Keyed by CID text; the key is shared with the tracker's note of our own copy
+    /// ([`Pinset::key`]).
+    pub pins: BTreeMap<Arc<str>, Entry>,
     pub drains: BTreeMap<String, DrainEntry>,
     /// The largest stamp time of a tombstone pruned here or by a member whose full state was
     /// merged (see the module docs); not part of the digest.
@@ -164,7 +166,7 @@ impl Pinset {
             }
             None => {
                 let e = shared(&mut self.names);
-                self.pins.insert(cid.to_owned(), e);
+                self.pins.insert(cid.into(), e);
                 true
             }
         }
@@ -193,7 +195,7 @@ impl Pinset {
             .pins
             .iter()
             .filter(|(cid, entry)| self.merge_pin(cid, entry))
-            .map(|(cid, _)| cid.clone())
+            .map(|(cid, _)| cid.to_string())
             .collect();
         let mut drains = false;
         for (peer, entry) in &other.drains {
@@ -207,7 +209,12 @@ impl Pinset {
     pub fn live(&self) -> impl Iterator<Item = (&str, &PinSpec)> {
         self.pins
             .iter()
-            .filter_map(|(cid, e)| e.pin.as_ref().map(|p| (cid.as_str(), p)))
+            .filter_map(|(cid, e)| e.pin.as_ref().map(|p| (&**cid, p)))
+    }
+
+    /// The shared key of `cid`'s entry, if it has one.
+    pub fn key(&self, cid: &str) -> Option<&Arc<str>> {
+        self.pins.get_key_value(cid).map(|(k, _)| k)
     }
 
     pub fn get(&self, cid: &str) -> Option<&PinSpec> {
@@ -386,7 +393,7 @@ mod tests {
             0..3,
         );
         (pins, drains).prop_map(|(pins, drains)| Pinset {
-            pins,
+            pins: pins.into_iter().map(|(k, v)| (k.into(), v)).collect(),
             drains,
             horizon: 0,
             names: PeerNames::default(),

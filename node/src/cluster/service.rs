@@ -318,7 +318,9 @@ impl Cluster {
             .put_pins(entries.iter().map(|(cid, e)| (cid.as_str(), e)))?;
         self.inner.store.flush()?;
         let mut delta = Pinset::default();
-        delta.pins.extend(entries);
+        delta
+            .pins
+            .extend(entries.into_iter().map(|(cid, e)| (cid.into(), e)));
         self.broadcast(Message::Update(delta));
         self.note_change();
         Ok(())

@@ -152,7 +152,7 @@ impl State {
                 let key = text(key)?;
                 if tag == PIN {
                     let entry = record::decode(value).map_err(|e| bad_record(key.as_bytes(), e))?;
-                    self.pinset.pins.insert(key, entry);
+                    self.pinset.pins.insert(key.into(), entry);
                 } else {
                     let entry: DrainEntry =
                         serde_json::from_slice(value).map_err(|e| bad_record(key.as_bytes(), e))?;
@@ -160,7 +160,7 @@ impl State {
                 }
             }
             UNPIN => {
-                self.pinset.pins.remove(&text(body)?);
+                self.pinset.pins.remove(text(body)?.as_str());
             }
             HORIZON => {
                 let bytes: [u8; 8] = body
@@ -286,7 +286,7 @@ fn from_sled(db: &Db) -> Result<Option<State>, ClusterStoreError> {
         state
             .pinset
             .pins
-            .insert(String::from_utf8_lossy(&k).into_owned(), entry);
+            .insert(String::from_utf8_lossy(&k).into(), entry);
     }
     for item in open(TREES[1])?.iter() {
         let (k, v) = item.map_err(sled_err("read"))?;
@@ -537,7 +537,12 @@ mod tests {
         {
             let s = open(dir.path());
             assert_eq!(
-                s.load().unwrap().pins.keys().collect::<Vec<_>>(),
+                s.load()
+                    .unwrap()
+                    .pins
+                    .keys()
+                    .map(|k| &**k)
+                    .collect::<Vec<_>>(),
                 ["a"],
                 "the torn record is dropped, the whole one kept"
             );
@@ -545,7 +550,10 @@ mod tests {
             s.flush().unwrap();
         }
         let set = open(dir.path()).load().unwrap();
-        assert_eq!(set.pins.keys().collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(
+            set.pins.keys().map(|k| &**k).collect::<Vec<_>>(),
+            ["a", "c"]
+        );
     }
 
     #[test]

@@ -165,7 +165,7 @@ impl Cluster {
         if let Err(e) = self
             .inner
             .store
-            .put_pins(delta.pins.iter().map(|(cid, e)| (cid.as_str(), e)))
+            .put_pins(delta.pins.iter().map(|(cid, e)| (&**cid, e)))
         {
             failed = Some(e);
         }

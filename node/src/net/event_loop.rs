@@ -357,15 +357,11 @@ impl EventLoop {
             }
             Command::Unprovided { keys, reply } => {
                 let store = self.swarm.behaviour_mut().kad.store_mut();
-                let fresh = keys
-                    .into_iter()
-                    .filter(|k| !store.is_provided(&RecordKey::new(k)))
-                    .collect();
+                let fresh = keys.into_iter().filter(|k| !store.is_provided(k)).collect();
                 let _ = reply.send(fresh);
             }
             Command::RetainProviding { keep, reply } => {
-                let keep: std::collections::HashSet<RecordKey> =
-                    keep.iter().map(RecordKey::new).collect();
+                let keep: std::collections::HashSet<Vec<u8>> = keep.into_iter().collect();
                 let kad = &mut self.swarm.behaviour_mut().kad;
                 let gone = kad.store_mut().provided_except(&keep);
                 for key in &gone {

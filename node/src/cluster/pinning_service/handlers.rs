@@ -88,7 +88,7 @@ fn find(cluster: &Cluster, id: &str) -> Option<String> {
         .pins
         .iter()
         .find(|(cid, e)| e.pin.is_some() && request_id(cid, &e.stamp) == id)
-        .map(|(cid, _)| cid.clone())
+        .map(|(cid, _)| cid.to_string())
 }
 
 /// The request `id`'s status, if `cid` still carries it.
