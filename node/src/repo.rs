@@ -5,10 +5,12 @@
 //! - `config.toml`: [`Config`]; `[store] backend` is chosen at init and never changed by opening.
 //! - `repo.lock`: held with an exclusive `flock` while a [`Repo`] is open, and holding the PID of
 //!   the process that has it. The kernel drops the lock when the holder exits, however it dies.
-//! - `datastore/`: the sled database with the pins tree and, with the sled backend, the small
-//!   blocks and the index of `blobs/`: the sled backend's large blocks, appended to
-//!   `NNNNNNNN.pack` files (see `store::tiered` and `store::pack`).
+//! - `datastore/`: the sled database: with the sled backend, the small blocks and the index of
+//!   `blobs/`: the sled backend's large blocks, appended to `NNNNNNNN.pack` files (see
+//!   `store::tiered` and `store::pack`).
 //! - `blocks/`: Kubo-layout flatfs, with the flatfs backend.
+//! - `pins.journal`: the local pins (`store::pins`); `cluster.journal`: a cluster member's
+//!   state (`cluster::store`).
 //!
 //! The lock is taken before anything else is read or created, so two processes never both
 //! initialise or open one repo.
@@ -267,7 +269,7 @@ impl Repo {
             }
             BlockstoreKind::Flatfs => Arc::new(FlatFsStore::open(&path.join(BLOCKS_DIR))?),
         };
-        let pins = Pins::new(&db)?;
+        let pins = Pins::open(&db, path)?;
         Ok(Self {
             path: path.to_owned(),
             config,
@@ -320,6 +322,7 @@ impl Repo {
             op: "flush",
             source,
         })?;
+        self.pins.flush()?;
         Ok(())
     }
 

@@ -11,7 +11,6 @@ pub mod allocation;
 pub mod api;
 pub mod commands;
 pub mod core;
-pub mod journal;
 pub mod membership;
 pub mod metrics;
 pub mod pinning_service;

@@ -16,7 +16,7 @@
 //! `0x06 cid` (no longer held).
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,9 +25,9 @@ use sha2::{Digest, Sha256};
 use sled::Db;
 use thiserror::Error;
 
-use super::journal::{frames, put_frame};
 use super::pinset::{DrainEntry, Entry, Pinset};
 use super::record;
+use crate::store::journal::{frames, open_append, put_frame, replace};
 
 /// A cluster state read or write that failed.
 #[derive(Debug, Error)]
@@ -243,30 +243,9 @@ fn replay(path: &Path) -> Result<(State, u64, usize, u64), ClusterStoreError> {
     Ok((state, payloads.len() as u64, good, bytes.len() as u64))
 }
 
-/// Write `state` as a fresh journal at `path` (through a temporary file and a rename).
+/// Write `state` as a fresh journal at `path`.
 fn rewrite(path: &Path, state: &State) -> Result<File, ClusterStoreError> {
-    let tmp = path.with_extension("journal.tmp");
-    {
-        let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
-        f.write_all(&state.frames())
-            .map_err(io_err("write", &tmp))?;
-        f.sync_all().map_err(io_err("sync", &tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(io_err("rename", path))?;
-    if let Some(dir) = path.parent()
-        && let Ok(d) = File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-    open_append(path)
-}
-
-fn open_append(path: &Path) -> Result<File, ClusterStoreError> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io_err("open", path))
+    replace(path, &state.frames()).map_err(io_err("rewrite", path))
 }
 
 /// The cluster state still kept in sled trees by earlier versions, if any.
@@ -333,7 +312,7 @@ impl ClusterStore {
             state = old;
             file
         } else {
-            open_append(&path)?
+            open_append(&path).map_err(io_err("open", &path))?
         };
         if (good as u64) < len {
             tracing::warn!(
@@ -531,7 +510,7 @@ mod tests {
         }
         let path = dir.path().join(JOURNAL);
         let len = std::fs::metadata(&path).unwrap().len();
-        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(len - 3).unwrap();
         drop(f);
         {

@@ -191,7 +191,7 @@ mod tests {
     fn fixture() -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let db = ::sled::Config::new().path(tmp.path()).open().unwrap();
-        let pins = Pins::new(&db).unwrap();
+        let pins = Pins::open(&db, tmp.path()).unwrap();
         Fixture {
             _tmp: tmp,
             store: MemoryStore::new(),
@@ -236,7 +236,7 @@ mod tests {
             .path(tmp.path().join("db"))
             .open()
             .unwrap();
-        let pins = Pins::new(&db).unwrap();
+        let pins = Pins::open(&db, tmp.path()).unwrap();
         let store = PackStore::open(&db, &tmp.path().join("packs")).unwrap();
         let put = |fill: u8| {
             let data = vec![fill; 100_000];

@@ -17,6 +17,7 @@
 mod adapt;
 pub mod flatfs;
 pub mod gc;
+pub mod journal;
 pub mod memory;
 pub mod pack;
 pub mod pins;

@@ -1,25 +1,45 @@
-//! Local pins: the roots the user asked to keep, persisted in a `pins` tree of the repo's
-//! metadata database.
+//! Local pins: the roots the user asked to keep (and the copies the cluster keeps here), in
+//! memory and in an append-only journal, `<repo>/pins.journal` (framing: [`super::journal`]).
 //!
-//! A record is keyed by the CID bytes the user gave (v0 or v1 is remembered as given) and holds
-//! one byte of [`PinMode`]. A recursive pin keeps a whole DAG and wins over a direct pin of the
-//! same CID, which keeps one block. Indirect pins are not stored: [`Pins::is_pinned`] derives
-//! them by walking the recursive pins' DAGs, and GC marks the same way.
+//! A pin is keyed by the CID bytes the user gave (v0 or v1 is remembered as given) and has a
+//! [`PinMode`]. A recursive pin keeps a whole DAG and wins over a direct pin of the same CID,
+//! which keeps one block. Indirect pins are not stored: [`Pins::is_pinned`] derives them by
+//! walking the recursive pins' DAGs, and GC marks the same way.
+//!
+//! Journal payloads: `R cid` (recursive), `D cid` (direct), `U cid` (unpinned). The journal is
+//! read once at open and rewritten from memory once it holds more superseded records than
+//! live ones. Pins used to be a `pins` tree in the repo's sled database, which held each
+//! 40-byte pin in a few hundred bytes of page cache (a node holding 10,000 cluster copies
+//! spent 3 MiB on them); a repository that still has the tree is moved to the journal on
+//! first open and the tree dropped.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use ::sled::{Db, IVec, Tree};
+use ::sled::Db;
 use cid::Cid;
 use thiserror::Error;
 
+use super::journal::{frames, open_append, put_frame, replace};
 use super::walk::walk_dag;
 use super::{Blockstore, StoreError};
 
-/// Name of the tree holding the pins.
-pub const PINS_TREE: &str = "pins";
+/// The journal's file name in the repository.
+pub const PINS_JOURNAL: &str = "pins.journal";
+
+/// The sled tree earlier versions kept pins in.
+const OLD_TREE: &str = "pins";
 
 const RECURSIVE: u8 = b'R';
 const DIRECT: u8 = b'D';
+const UNPINNED: u8 = b'U';
+
+/// The journal is rewritten once it has this many superseded records, and more than it has
+/// live ones.
+const MIN_GROWTH: u64 = 4096;
 
 /// How a pin keeps its CID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,12 +83,18 @@ pub enum PinStatus {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum PinError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("sled {op}: {source}; the datastore may be damaged, run `repo verify`")]
     Sled {
         op: &'static str,
         source: ::sled::Error,
     },
-    #[error("pin record {key:02x?} is damaged ({reason}); remove it and pin the CID again")]
+    #[error("pin record {key:02x?} in pins.journal is damaged: {reason}")]
     BadRecord { key: Vec<u8>, reason: String },
     #[error("walking pinned DAGs: {0}")]
     Store(#[from] StoreError),
@@ -78,64 +104,229 @@ fn sled_err(op: &'static str) -> impl Fn(::sled::Error) -> PinError {
     move |source| PinError::Sled { op, source }
 }
 
+fn io_err(op: &'static str, path: &Path) -> impl Fn(std::io::Error) -> PinError {
+    let path = path.to_owned();
+    move |source| PinError::Io {
+        op,
+        path: path.clone(),
+        source,
+    }
+}
+
+/// Pins by CID bytes.
+type PinMap = BTreeMap<Box<[u8]>, PinMode>;
+
 /// The local pin set.
 #[derive(Debug, Clone)]
 pub struct Pins {
-    tree: Tree,
+    inner: Arc<Mutex<Journal>>,
+}
+
+#[derive(Debug)]
+struct Journal {
+    path: PathBuf,
+    file: File,
+    pins: PinMap,
+    /// Records in the file that a later one superseded.
+    stale: u64,
+}
+
+impl Journal {
+    /// Append one record.
+    fn append(&mut self, tag: u8, key: &[u8]) -> Result<(), PinError> {
+        let mut frame = Vec::with_capacity(9 + key.len());
+        put_frame(&mut frame, &payload(tag, key));
+        self.file
+            .write_all(&frame)
+            .map_err(io_err("append to", &self.path))
+    }
+
+    /// Rewrite the file from memory once it is mostly superseded records.
+    fn compact_if_due(&mut self) -> Result<(), PinError> {
+        if self.stale > (self.pins.len() as u64).max(MIN_GROWTH) {
+            self.file =
+                replace(&self.path, &framed(&self.pins)).map_err(io_err("rewrite", &self.path))?;
+            self.stale = 0;
+        }
+        Ok(())
+    }
+}
+
+/// Every pin of `pins` as a journal.
+fn framed(pins: &PinMap) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (key, mode) in pins {
+        put_frame(&mut out, &payload(mode.to_byte(), key));
+    }
+    out
+}
+
+fn payload(tag: u8, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + key.len());
+    out.push(tag);
+    out.extend_from_slice(key);
+    out
+}
+
+/// Apply one journal record to `pins`; returns how many records of the journal it leaves
+/// superseded (the key's earlier record; a removal itself).
+fn apply(pins: &mut PinMap, record: &[u8]) -> Result<u64, PinError> {
+    let (&tag, key) = record.split_first().ok_or_else(|| PinError::BadRecord {
+        key: Vec::new(),
+        reason: "empty journal record".into(),
+    })?;
+    if tag == UNPINNED {
+        return Ok(1 + u64::from(pins.remove(key).is_some()));
+    }
+    let mode = PinMode::from_byte(tag).ok_or_else(|| PinError::BadRecord {
+        key: key.to_vec(),
+        reason: format!("unknown mode {tag:02x}"),
+    })?;
+    Ok(u64::from(pins.insert(key.into(), mode).is_some()))
+}
+
+/// The pins an earlier version kept in sled, if it did.
+fn from_sled(db: &Db) -> Result<Option<PinMap>, PinError> {
+    if !db
+        .tree_names()
+        .iter()
+        .any(|n| n.as_ref() == OLD_TREE.as_bytes())
+    {
+        return Ok(None);
+    }
+    let tree = db.open_tree(OLD_TREE).map_err(sled_err("open tree"))?;
+    let mut pins = BTreeMap::new();
+    for item in tree.iter() {
+        let (key, value) = item.map_err(sled_err("read pin"))?;
+        let mode = match value.as_ref() {
+            [byte] => PinMode::from_byte(*byte),
+            _ => None,
+        }
+        .ok_or_else(|| PinError::BadRecord {
+            key: key.to_vec(),
+            reason: format!("unknown mode {value:02x?}"),
+        })?;
+        pins.insert(key.as_ref().into(), mode);
+    }
+    Ok(Some(pins))
 }
 
 impl Pins {
-    /// Open (or create) the `pins` tree of `db`.
-    pub fn new(db: &Db) -> Result<Self, PinError> {
-        let tree = db.open_tree(PINS_TREE).map_err(sled_err("open tree"))?;
-        Ok(Self { tree })
+    /// Open the pin journal in `dir` (the repository), moving pins an earlier version kept in
+    /// `db` into it and cutting a torn tail off.
+    pub fn open(db: &Db, dir: &Path) -> Result<Self, PinError> {
+        let path = dir.join(PINS_JOURNAL);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        let (records, good) = frames(&bytes);
+        let mut pins = BTreeMap::new();
+        let mut stale = 0u64;
+        for record in &records {
+            stale += apply(&mut pins, record)?;
+        }
+        let file = if bytes.is_empty()
+            && let Some(old) = from_sled(db)?
+        {
+            let file = replace(&path, &framed(&old)).map_err(io_err("write", &path))?;
+            tracing::info!(
+                pins = old.len(),
+                "pins moved from sled to {}",
+                path.display()
+            );
+            pins = old;
+            file
+        } else {
+            open_append(&path).map_err(io_err("open", &path))?
+        };
+        // Written to the journal (now or on an earlier open that crashed before this).
+        if db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == OLD_TREE.as_bytes())
+        {
+            db.drop_tree(OLD_TREE).map_err(sled_err("drop tree"))?;
+        }
+        if good < bytes.len() {
+            tracing::warn!(
+                path = %path.display(),
+                dropped_bytes = bytes.len() - good,
+                "pin journal ends in a torn or damaged record; cut back to the last whole one"
+            );
+            file.set_len(good as u64)
+                .map_err(io_err("truncate", &path))?;
+            file.sync_all().map_err(io_err("sync", &path))?;
+        }
+        let mut journal = Journal {
+            path,
+            file,
+            pins,
+            stale,
+        };
+        journal.compact_if_due()?;
+        Ok(Self {
+            inner: Arc::new(Mutex::new(journal)),
+        })
+    }
+
+    fn journal(&self) -> MutexGuard<'_, Journal> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Pin `cid`. Pinning again is a no-op, except that recursive upgrades a direct pin.
     pub fn add(&self, cid: &Cid, mode: PinMode) -> Result<(), PinError> {
-        self.tree
-            .update_and_fetch(cid.to_bytes(), |old| {
-                let keep_recursive = old.is_some_and(|v| v == [RECURSIVE]);
-                let byte = if keep_recursive {
-                    RECURSIVE
-                } else {
-                    mode.to_byte()
-                };
-                Some(vec![byte])
-            })
-            .map_err(sled_err("write pin"))?;
-        Ok(())
+        let key = cid.to_bytes();
+        let mut j = self.journal();
+        let old = j.pins.get(key.as_slice()).copied();
+        let new = if old == Some(PinMode::Recursive) {
+            PinMode::Recursive
+        } else {
+            mode
+        };
+        if old == Some(new) {
+            return Ok(());
+        }
+        j.append(new.to_byte(), &key)?;
+        j.stale += u64::from(old.is_some());
+        j.pins.insert(key.into(), new);
+        j.compact_if_due()
     }
 
     /// Unpin `cid` exactly as it was pinned (the same CID version); false if it was not.
     pub fn remove(&self, cid: &Cid) -> Result<bool, PinError> {
-        let old = self
-            .tree
-            .remove(cid.to_bytes())
-            .map_err(sled_err("remove pin"))?;
-        Ok(old.is_some())
+        let key = cid.to_bytes();
+        let mut j = self.journal();
+        if !j.pins.contains_key(key.as_slice()) {
+            return Ok(false);
+        }
+        j.append(UNPINNED, &key)?;
+        // The pin's record and this one.
+        j.stale += 2;
+        j.pins.remove(key.as_slice());
+        j.compact_if_due()?;
+        Ok(true)
     }
 
     /// How `cid` itself is pinned, if it is (indirect pins are [`Pins::is_pinned`]'s job).
     pub fn get(&self, cid: &Cid) -> Result<Option<PinMode>, PinError> {
-        let key = cid.to_bytes();
-        match self.tree.get(&key).map_err(sled_err("read pin"))? {
-            Some(value) => decode_mode(&key, &value).map(Some),
-            None => Ok(None),
-        }
+        Ok(self.journal().pins.get(cid.to_bytes().as_slice()).copied())
     }
 
     /// Every pin, in key order.
     pub fn list(&self) -> Result<Vec<(Cid, PinMode)>, PinError> {
-        self.tree
+        self.journal()
+            .pins
             .iter()
-            .map(|entry| {
-                let (key, value) = entry.map_err(sled_err("list pins"))?;
-                let cid = Cid::try_from(key.as_ref()).map_err(|e| PinError::BadRecord {
+            .map(|(key, mode)| {
+                let cid = Cid::try_from(&key[..]).map_err(|e| PinError::BadRecord {
                     key: key.to_vec(),
                     reason: e.to_string(),
                 })?;
-                Ok((cid, decode_mode(&key, &value)?))
+                Ok((cid, *mode))
             })
             .collect()
     }
@@ -169,20 +360,9 @@ impl Pins {
 
     /// Make every pin change so far durable.
     pub fn flush(&self) -> Result<(), PinError> {
-        self.tree.flush().map_err(sled_err("flush"))?;
-        Ok(())
+        let j = self.journal();
+        j.file.sync_data().map_err(io_err("sync", &j.path))
     }
-}
-
-fn decode_mode(key: &[u8], value: &IVec) -> Result<PinMode, PinError> {
-    match value.as_ref() {
-        [byte] => PinMode::from_byte(*byte),
-        _ => None,
-    }
-    .ok_or_else(|| PinError::BadRecord {
-        key: key.to_vec(),
-        reason: format!("unknown mode {value:02x?}"),
-    })
 }
 
 #[cfg(test)]
@@ -221,7 +401,7 @@ mod tests {
     #[test]
     fn add_get_remove_list() {
         let (_tmp, db) = db();
-        let pins = Pins::new(&db).unwrap();
+        let pins = Pins::open(&db, _tmp.path()).unwrap();
         let (a, b) = (raw(b"a"), raw(b"b"));
         assert_eq!(pins.get(&a).unwrap(), None);
         pins.add(&a, PinMode::Recursive).unwrap();
@@ -241,7 +421,7 @@ mod tests {
     #[test]
     fn recursive_wins_over_direct_in_either_order() {
         let (_tmp, db) = db();
-        let pins = Pins::new(&db).unwrap();
+        let pins = Pins::open(&db, _tmp.path()).unwrap();
         let (a, b) = (raw(b"a"), raw(b"b"));
         pins.add(&a, PinMode::Direct).unwrap();
         pins.add(&a, PinMode::Recursive).unwrap();
@@ -254,7 +434,7 @@ mod tests {
     #[test]
     fn pin_remembers_the_cid_version_given() {
         let (_tmp, db) = db();
-        let pins = Pins::new(&db).unwrap();
+        let pins = Pins::open(&db, _tmp.path()).unwrap();
         let v0 = block_cid(CODEC_DAG_PB, 0, b"node");
         let v1 = Cid::new_v1(CODEC_DAG_PB, *v0.hash());
         pins.add(&v0, PinMode::Recursive).unwrap();
@@ -266,23 +446,99 @@ mod tests {
     }
 
     #[test]
-    fn pins_survive_reopening_the_database() {
-        let tmp = tempfile::tempdir().unwrap();
-        let a = raw(b"a");
+    fn pins_survive_reopening_the_repository() {
+        let (tmp, db) = db();
+        let (a, b) = (raw(b"a"), raw(b"b"));
         {
-            let db = ::sled::Config::new().path(tmp.path()).open().unwrap();
-            Pins::new(&db).unwrap().add(&a, PinMode::Direct).unwrap();
-            db.flush().unwrap();
+            let pins = Pins::open(&db, tmp.path()).unwrap();
+            pins.add(&a, PinMode::Direct).unwrap();
+            pins.add(&b, PinMode::Direct).unwrap();
+            pins.add(&b, PinMode::Recursive).unwrap();
+            pins.remove(&a).unwrap();
+            pins.add(&a, PinMode::Recursive).unwrap();
+            pins.flush().unwrap();
         }
-        let db = ::sled::Config::new().path(tmp.path()).open().unwrap();
-        let pins = Pins::new(&db).unwrap();
-        assert_eq!(pins.get(&a).unwrap(), Some(PinMode::Direct));
+        let pins = Pins::open(&db, tmp.path()).unwrap();
+        assert_eq!(pins.get(&a).unwrap(), Some(PinMode::Recursive));
+        assert_eq!(pins.get(&b).unwrap(), Some(PinMode::Recursive));
+        assert_eq!(pins.list().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_torn_last_record_is_cut_off_and_the_rest_kept() {
+        let (tmp, db) = db();
+        let (a, b) = (raw(b"a"), raw(b"b"));
+        {
+            let pins = Pins::open(&db, tmp.path()).unwrap();
+            pins.add(&a, PinMode::Recursive).unwrap();
+            pins.add(&b, PinMode::Recursive).unwrap();
+        }
+        let path = tmp.path().join(PINS_JOURNAL);
+        let len = std::fs::metadata(&path).unwrap().len();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len - 5).unwrap();
+        drop(f);
+        {
+            let pins = Pins::open(&db, tmp.path()).unwrap();
+            assert_eq!(pins.list().unwrap(), vec![(a, PinMode::Recursive)]);
+            // Appends go after the last whole record, not after the torn bytes.
+            pins.add(&b, PinMode::Direct).unwrap();
+        }
+        let pins = Pins::open(&db, tmp.path()).unwrap();
+        assert_eq!(pins.get(&a).unwrap(), Some(PinMode::Recursive));
+        assert_eq!(pins.get(&b).unwrap(), Some(PinMode::Direct));
+    }
+
+    #[test]
+    fn churn_is_compacted_away() {
+        let (tmp, db) = db();
+        let keep = raw(b"keep");
+        let path = tmp.path().join(PINS_JOURNAL);
+        {
+            let pins = Pins::open(&db, tmp.path()).unwrap();
+            pins.add(&keep, PinMode::Recursive).unwrap();
+            for i in 0..3 * MIN_GROWTH {
+                let c = raw(&i.to_le_bytes());
+                pins.add(&c, PinMode::Direct).unwrap();
+                pins.remove(&c).unwrap();
+            }
+            let records = frames(&std::fs::read(&path).unwrap()).0.len() as u64;
+            assert!(
+                records <= 2 * MIN_GROWTH + 2,
+                "{records} records for one pin: the journal was not rewritten"
+            );
+        }
+        let pins = Pins::open(&db, tmp.path()).unwrap();
+        assert_eq!(pins.list().unwrap(), vec![(keep, PinMode::Recursive)]);
+    }
+
+    #[test]
+    fn pins_kept_in_sled_by_earlier_versions_are_moved_to_the_journal() {
+        let (tmp, db) = db();
+        let (a, b) = (raw(b"a"), raw(b"b"));
+        let tree = db.open_tree(OLD_TREE).unwrap();
+        tree.insert(a.to_bytes(), &[RECURSIVE]).unwrap();
+        tree.insert(b.to_bytes(), &[DIRECT]).unwrap();
+        drop(tree);
+        {
+            let pins = Pins::open(&db, tmp.path()).unwrap();
+            assert_eq!(pins.get(&a).unwrap(), Some(PinMode::Recursive));
+            assert_eq!(pins.get(&b).unwrap(), Some(PinMode::Direct));
+        }
+        assert!(
+            !db.tree_names()
+                .iter()
+                .any(|n| n.as_ref() == OLD_TREE.as_bytes()),
+            "the old tree is dropped"
+        );
+        let pins = Pins::open(&db, tmp.path()).unwrap();
+        assert_eq!(pins.list().unwrap().len(), 2, "and the journal has them");
     }
 
     #[test]
     fn is_pinned_derives_indirect_through_the_dag() {
         let (_tmp, db) = db();
-        let pins = Pins::new(&db).unwrap();
+        let pins = Pins::open(&db, _tmp.path()).unwrap();
         let store = MemoryStore::new();
         let leaf = raw(b"leaf");
         store.put(&leaf, b"leaf").unwrap();
@@ -307,14 +563,36 @@ mod tests {
 
     #[test]
     fn damaged_record_is_reported_not_ignored() {
-        let (_tmp, db) = db();
-        let pins = Pins::new(&db).unwrap();
+        let (tmp, db) = db();
         let a = raw(b"a");
-        db.open_tree(PINS_TREE)
+        // A whole frame (its checksum holds) with a mode no version writes.
+        let mut bytes = Vec::new();
+        put_frame(&mut bytes, &payload(b'X', &a.to_bytes()));
+        std::fs::write(tmp.path().join(PINS_JOURNAL), &bytes).unwrap();
+        let err = Pins::open(&db, tmp.path()).unwrap_err();
+        assert!(matches!(err, PinError::BadRecord { .. }), "{err}");
+        assert!(err.to_string().contains("unknown mode"), "{err}");
+        assert_eq!(
+            std::fs::read(tmp.path().join(PINS_JOURNAL)).unwrap(),
+            bytes,
+            "nothing is cut or rewritten"
+        );
+    }
+
+    #[test]
+    fn a_damaged_old_sled_record_stops_the_move() {
+        let (tmp, db) = db();
+        db.open_tree(OLD_TREE)
             .unwrap()
-            .insert(a.to_bytes(), b"X")
+            .insert(raw(b"a").to_bytes(), b"X")
             .unwrap();
-        assert!(matches!(pins.get(&a), Err(PinError::BadRecord { .. })));
-        assert!(matches!(pins.list(), Err(PinError::BadRecord { .. })));
+        let err = Pins::open(&db, tmp.path()).unwrap_err();
+        assert!(matches!(err, PinError::BadRecord { .. }), "{err}");
+        assert!(
+            db.tree_names()
+                .iter()
+                .any(|n| n.as_ref() == OLD_TREE.as_bytes()),
+            "the tree is kept while it cannot be moved"
+        );
     }
 }

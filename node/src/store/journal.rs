@@ -1,8 +1,14 @@
-//! The framing of the cluster journal (`<repo>/cluster.journal`, see [`super::store`]): an
-//! append-only file of frames, each `length: u32 LE | check: 4 bytes | payload`, where
-//! `check` is the start of the payload's SHA-256. A crash can leave a torn last frame;
-//! [`frames`] stops at the first frame that is cut short or fails its check and says where,
-//! so the store can cut the file back to its last whole frame. Pure byte handling.
+//! The journals the repo keeps its small state in (`<repo>/pins.journal`, see [`super::pins`];
+//! `<repo>/cluster.journal`, see [`crate::cluster::store`]): append-only files of frames, each
+//! `length: u32 LE | check: 4 bytes | payload`, where `check` is the start of the payload's
+//! SHA-256. A crash can leave a torn last frame; [`frames`] stops at the first frame that is
+//! cut short or fails its check and says where, so the owner can cut the file back to its
+//! last whole frame. Byte handling, plus the two file operations every journal needs:
+//! [`open_append`] and [`replace`] (a compacted journal swapped in whole).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
@@ -47,6 +53,31 @@ pub fn frames(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
         at += HEADER + len;
     }
     (out, at)
+}
+
+/// Open the journal at `path` for appending, creating it if needed.
+pub fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Replace the journal at `path` by one holding `bytes` (written to a temporary file, synced,
+/// renamed over it), and open it for appending. A crash leaves the old or the new journal.
+pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<File> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = Path::new(&tmp);
+    {
+        let mut f = File::create(tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(tmp, path)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    open_append(path)
 }
 
 #[cfg(test)]
