@@ -8,7 +8,7 @@ mod kit;
 
 use std::time::Duration;
 
-use kit::daemon::Daemon;
+use kit::daemon::{Daemon, free_port, metric};
 use kit::{Node, gen_bytes, wait_for};
 
 /// Deadline for a cluster condition (transfers, heartbeats and grace periods on a busy box).
@@ -65,8 +65,14 @@ impl Cluster {
 
     /// Start `node` as a member, bootstrapping from the first running member.
     fn launch(&self, node: Node) -> Daemon {
+        self.launch_with(node, &[])
+    }
+
+    /// [`Cluster::launch`] with flags for this member only.
+    fn launch_with(&self, node: Node, own: &[&str]) -> Daemon {
         let mut args = cluster_flags(self.secret.path().to_str().unwrap());
         args.extend(self.extra.iter().cloned());
+        args.extend(own.iter().map(|s| (*s).to_owned()));
         if let Some(first) = self.nodes.iter().flatten().next() {
             args.push("--bootstrap".into());
             args.push(first.addr());
@@ -245,6 +251,77 @@ fn five_nodes_keep_three_copies_through_failure_restart_and_leave() {
     });
     let fetched = c.daemon(observer).node.cat(&cid);
     assert!(fetched == data, "the cluster copy is the original");
+}
+
+#[test]
+fn a_pin_below_its_target_is_counted_in_metrics_and_logged() {
+    let mut c = Cluster::start(1, None, &["--log-format=json"]);
+    let port = free_port();
+    let second = c.launch_with(Node::new(), &["--metrics", &format!("127.0.0.1:{port}")]);
+    c.nodes.push(Some(second));
+    for i in 0..2 {
+        wait_for(&format!("node {i} to see 2 members"), CONVERGE, || {
+            c.run(i, &["cluster", "peers"]).lines().count() == 2
+        });
+    }
+    let data = gen_bytes(41, 600 << 10);
+    let file = c.daemon(0).node.write("f.bin", &data);
+    let cid = c.daemon(0).node.add(&file, &["--pin=false"]);
+    // Two members for a target of three: both hold it, and it stays one copy short.
+    c.run(
+        0,
+        &[
+            "pin",
+            &cid,
+            "--replication-min",
+            "1",
+            "--replication-max",
+            "3",
+        ],
+    );
+    wait_for("both members to hold it", CONVERGE, || {
+        c.holders(&cid).len() == 2 && c.status(1, &cid)["Pinned"] == 2
+    });
+    let size = c.status(1, &cid)["Size"].as_f64().unwrap();
+    assert!(size > 600.0 * 1024.0, "{size}");
+    let series = |kind: &str| format!("fs_replication_factor{{cid=\"{cid}\",kind=\"{kind}\"}}");
+    wait_for(
+        "the metrics to show one pin one copy short",
+        CONVERGE,
+        || {
+            metric(port, "fs_under_replicated_pins") == Some(1.0)
+                && metric(port, &series("actual")) == Some(2.0)
+                && metric(port, &series("target")) == Some(3.0)
+                && metric(port, "fs_replication_bytes_pending") == Some(size)
+        },
+    );
+
+    // The JSON log says which pin lags, by how much.
+    let lag = |log: &str| {
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|l| {
+                let f = &l["fields"];
+                l["level"] == "WARN"
+                    && f["message"] == "replication lag"
+                    && f["cid"] == cid.as_str()
+                    && f["target"] == 3
+                    && f["peers"].as_u64().is_some_and(|p| p < 3)
+            })
+    };
+    wait_for("a replication lag warning", CONVERGE, || {
+        lag(&c.daemon(0).log()) && lag(&c.daemon(1).log())
+    });
+
+    // A third member brings it to target: the gauges follow.
+    let third = c.launch(Node::new());
+    c.nodes.push(Some(third));
+    wait_for("3/3 and nothing under-replicated", CONVERGE, || {
+        c.pinned_by(1, &cid, 3)
+            && metric(port, "fs_under_replicated_pins") == Some(0.0)
+            && metric(port, &series("actual")) == Some(3.0)
+            && metric(port, "fs_replication_bytes_pending") == Some(0.0)
+    });
 }
 
 #[test]
