@@ -579,6 +579,36 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever the journal holds, opening it ends in pins or a named error.
+        #[test]
+        fn any_journal_opens_or_is_refused_by_name(
+            records in proptest::collection::vec(
+                (proptest::sample::select(vec![RECURSIVE, DIRECT, UNPINNED, b'X']),
+                 proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)),
+                0..8,
+            ),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..16),
+        ) {
+            let (tmp, db) = db();
+            let mut bytes = Vec::new();
+            for (tag, key) in &records {
+                put_frame(&mut bytes, &payload(*tag, key));
+            }
+            bytes.extend_from_slice(&tail);
+            std::fs::write(tmp.path().join(PINS_JOURNAL), &bytes).unwrap();
+            match Pins::open(&db, tmp.path()) {
+                Ok(pins) => {
+                    if let Err(e) = pins.list() {
+                        proptest::prop_assert!(matches!(e, PinError::BadRecord { .. }), "{e}");
+                    }
+                }
+                Err(e) => proptest::prop_assert!(matches!(e, PinError::BadRecord { .. }), "{e}"),
+            }
+        }
+    }
+
     #[test]
     fn a_damaged_old_sled_record_stops_the_move() {
         let (tmp, db) = db();
