@@ -24,11 +24,28 @@ pub const MAX_STATES: usize = 1000;
 /// Most held-set changes of each kind carried by one heartbeat; more make receivers pull.
 pub const MAX_HELD_DELTA: usize = 100;
 
-/// A set of CIDs with an order-independent digest kept current one CID at a time.
+/// A set of CIDs with an order-independent digest kept current one CID at a time. The CIDs
+/// themselves are not kept, only the first 16 bytes of their [`held_hash`]: the set answers
+/// "does this member hold that CID?", and a node tracks one per member (tens of thousands
+/// of 60-byte strings otherwise).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeldSet {
-    cids: HashSet<String>,
+    keys: HashSet<HeldKey>,
     digest: [u8; 32],
+}
+
+/// What a [`HeldSet`] keeps of a CID.
+pub type HeldKey = [u8; 16];
+
+/// The [`HeldSet`] key of `cid`.
+pub fn held_key(cid: &str) -> HeldKey {
+    key_of(&held_hash(cid))
+}
+
+fn key_of(hash: &[u8; 32]) -> HeldKey {
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&hash[..16]);
+    key
 }
 
 pub(super) fn held_hash(cid: &str) -> [u8; 32] {
@@ -56,7 +73,7 @@ impl HeldSet {
     /// True when `cid` was not in the set.
     pub fn insert(&mut self, cid: String) -> bool {
         let hash = held_hash(&cid);
-        let fresh = self.cids.insert(cid);
+        let fresh = self.keys.insert(key_of(&hash));
         if fresh {
             xor(&mut self.digest, &hash);
         }
@@ -65,31 +82,33 @@ impl HeldSet {
 
     /// True when `cid` was in the set.
     pub fn remove(&mut self, cid: &str) -> bool {
-        let was = self.cids.remove(cid);
+        let hash = held_hash(cid);
+        let was = self.keys.remove(&key_of(&hash));
         if was {
-            xor(&mut self.digest, &held_hash(cid));
+            xor(&mut self.digest, &hash);
         }
         was
     }
 
     pub fn contains(&self, cid: &str) -> bool {
-        self.cids.contains(cid)
+        self.contains_key(&held_key(cid))
+    }
+
+    /// [`HeldSet::contains`] with the key computed once for many sets.
+    pub fn contains_key(&self, key: &HeldKey) -> bool {
+        self.keys.contains(key)
     }
 
     pub fn len(&self) -> usize {
-        self.cids.len()
+        self.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.cids.is_empty()
+        self.keys.is_empty()
     }
 
     pub fn digest_hex(&self) -> String {
         self.digest.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    pub fn cids(&self) -> impl Iterator<Item = &String> {
-        self.cids.iter()
     }
 }
 
@@ -252,13 +271,14 @@ impl Members {
 
     /// What live (not down) members report about `cid`.
     pub fn reports(&self, cid: &str, now: Instant) -> Vec<PeerReport> {
+        let key = held_key(cid);
         self.members
             .values()
             .filter(|m| self.state_of(m, now) != MemberState::Down)
             .filter_map(|m| {
                 let (state, error) = match m.last.states.get(cid) {
                     Some((state, error)) => (*state, error.clone()),
-                    None if m.held.contains(cid) => (LocalState::Pinned, None),
+                    None if m.held.contains_key(&key) => (LocalState::Pinned, None),
                     None => return None,
                 };
                 Some(PeerReport {

@@ -21,10 +21,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use sha2::{Digest, Sha256};
 use sled::Db;
 use thiserror::Error;
 
+use super::membership::{HeldKey, held_key};
 use super::pinset::{DrainEntry, Entry, Pinset};
 use super::record;
 use crate::store::journal::{frames, open_append, put_frame, replace};
@@ -87,8 +87,8 @@ struct Journal {
     /// Records appended since the last rewrite, and how many that rewrite left.
     appended: u64,
     live: u64,
-    /// First 16 bytes of SHA-256 of each held CID: enough to answer `is_held`.
-    held: HashSet<[u8; 16]>,
+    /// The held CIDs' keys (as members' held sets keep them): enough to answer `is_held`.
+    held: HashSet<HeldKey>,
 }
 
 /// The record under `key` could not be read.
@@ -97,13 +97,6 @@ fn bad_record(key: &[u8], reason: impl std::fmt::Display) -> ClusterStoreError {
         key: String::from_utf8_lossy(key).into_owned(),
         reason: reason.to_string(),
     }
-}
-
-fn held_key(cid: &str) -> [u8; 16] {
-    let digest = Sha256::digest(cid.as_bytes());
-    let mut key = [0u8; 16];
-    key.copy_from_slice(&digest[..16]);
-    key
 }
 
 /// What a journal holds once replayed.
