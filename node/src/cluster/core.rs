@@ -74,8 +74,17 @@ pub struct Core {
     held_digest: [u8; 32],
     held_added: Vec<String>,
     held_removed: Vec<String>,
-    /// Members whose held set is being pulled.
-    held_pulls: std::collections::HashSet<String>,
+    /// Pulls in flight, by kind and member: one of each per member at a time.
+    pulls: std::collections::HashSet<(Pull, String)>,
+}
+
+/// What is pulled from a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pull {
+    /// Its whole pinset (anti-entropy).
+    State,
+    /// The CIDs it holds pinned.
+    Held,
 }
 
 /// Default time a tombstone is kept at least (24 h).
@@ -109,7 +118,7 @@ impl Core {
             held_digest: [0; 32],
             held_added: Vec::new(),
             held_removed: Vec::new(),
-            held_pulls: std::collections::HashSet::new(),
+            pulls: std::collections::HashSet::new(),
         }
     }
 
@@ -321,12 +330,12 @@ impl Core {
     }
 
     /// Note that `peer`'s held set is being pulled; false when a pull is already running.
-    pub fn start_held_pull(&mut self, peer: &str) -> bool {
-        self.held_pulls.insert(peer.to_owned())
+    pub fn start_pull(&mut self, kind: Pull, peer: &str) -> bool {
+        self.pulls.insert((kind, peer.to_owned()))
     }
 
-    pub fn end_held_pull(&mut self, peer: &str) {
-        self.held_pulls.remove(peer);
+    pub fn end_pull(&mut self, kind: Pull, peer: &str) {
+        self.pulls.remove(&(kind, peer.to_owned()));
     }
 
     /// `cid` entered (`held`) or left the set held pinned here.

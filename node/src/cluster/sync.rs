@@ -18,11 +18,14 @@ use std::time::{Duration, Instant};
 use futures::{AsyncWriteExt, StreamExt};
 use libp2p::{Multiaddr, PeerId};
 
+use super::core::Pull;
 use super::service::{Cluster, free_space};
 use super::wire::{Message, read_message, write_message};
 
 /// Longest a single exchange (open, send, maybe a reply) may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Least time between two heartbeats (see the heartbeat loop).
+const MIN_BEAT_GAP: Duration = Duration::from_millis(250);
 /// Concurrent inbound exchanges; more wait in libp2p-stream's queue.
 const INBOUND_LIMIT: usize = 64;
 /// Members silent for this many grace periods are forgotten.
@@ -76,12 +79,17 @@ impl Cluster {
                 let (pull, pull_held) = {
                     let mut core = self.core();
                     let was_member = core.members().is_member(&sender);
-                    let differs = core.observe(hb, Instant::now());
+                    // A member that heartbeats after every pin it completes announces a new
+                    // digest many times a second: one pull at a time per member (the next
+                    // heartbeat after it ends starts another if still needed), not one per
+                    // heartbeat, each a copy of the whole pinset on both sides.
+                    let differs =
+                        core.observe(hb, Instant::now()) && core.start_pull(Pull::State, &sender);
                     if !was_member {
                         tracing::info!(%peer, "cluster member joined");
                     }
-                    let held =
-                        !core.members().held_in_sync(&sender) && core.start_held_pull(&sender);
+                    let held = !core.members().held_in_sync(&sender)
+                        && core.start_pull(Pull::Held, &sender);
                     (differs, held)
                 };
                 self.note_change();
@@ -187,7 +195,9 @@ impl Cluster {
 
     /// Anti-entropy: fetch `peer`'s whole pinset and merge it.
     async fn pull(&self, peer: PeerId) {
-        match self.exchange(peer, Message::Pull, true).await {
+        let answer = self.exchange(peer, Message::Pull, true).await;
+        self.core().end_pull(Pull::State, &peer.to_string());
+        match answer {
             Ok(Some(Message::State(state))) => self.merge_state(&state),
             Ok(_) => tracing::debug!(%peer, "pull answered with something else"),
             Err(e) => tracing::debug!(%peer, error = %e, "pull failed"),
@@ -199,7 +209,7 @@ impl Cluster {
         let answer = self.exchange(peer, Message::PullHeld, true).await;
         let sender = peer.to_string();
         let mut core = self.core();
-        core.end_held_pull(&sender);
+        core.end_pull(Pull::Held, &sender);
         match answer {
             Ok(Some(Message::Held(cids))) => {
                 let held = super::membership::HeldSet::from_cids(cids);
@@ -289,11 +299,20 @@ impl Cluster {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut round: u64 = 0;
+        let mut last_beat: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 () = self.inner.beat_now.notified() => {}
             }
+            // Beats asked for by finished pins come at most every MIN_BEAT_GAP: a burst of
+            // thousands of pins is then a few beats a second, each carrying many changes.
+            if let Some(gap) = last_beat.map(|t| t.elapsed())
+                && gap < MIN_BEAT_GAP
+            {
+                tokio::time::sleep(MIN_BEAT_GAP - gap).await;
+            }
+            last_beat = Some(Instant::now());
             round += 1;
             self.prune();
             if round % 20 == 1 {

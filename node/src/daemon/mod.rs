@@ -216,6 +216,7 @@ async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
     };
     tokio::spawn(announcer.run(changed_rx, full_rx));
     tokio::spawn(sample_store(Arc::clone(&repo), metrics.clone()));
+    tokio::spawn(crate::memory::trim_every(crate::memory::TRIM_EVERY));
     tokio::spawn(bootstrap(client.clone(), args.bootstrap.clone(), full_tx));
 
     match &cluster {
