@@ -4,7 +4,9 @@
 #      cluster, beside the raw node->node transfer of the same DAG (a fresh node `cat`s it
 #      from the adder);
 #   2. resident memory of a one-node cluster holding N cluster pins of small files, beside the
-#      same node with none.
+#      same node with none;
+#   3. the same N pins made with replication 3 in a 3-node cluster: time until all are 3/3,
+#      and each member's resident memory (each holds all N and tracks the others' sets).
 # Usage: bash bench/cluster.sh [file MiB, default 100] [pins, default 10000]
 # BENCH_PROFILE=debug uses the debug binary instead of building a release one.
 set -euo pipefail
@@ -105,7 +107,36 @@ rss_empty=$(rss_kb "${dpid[empty]}")
 rss_full=$(rss_kb "${dpid[full]}")
 extra=$(( (rss_full - rss_empty) / 1024 ))
 
+# --- 3. N pins, replication 3, in a 3-node cluster ----------------------------------------
+log "3-node cluster, replication 3: $npins pins"
+echo "bench cluster secret three $$" > "$work/secret3"
+c3=(--cluster-secret-file "$work/secret3" --heartbeat-timeout 3 --rereplicate-after 10 --scrub-rate 0 --replication 3)
+start t0 "${c3[@]}"
+for i in 1 2; do start "t$i" "${c3[@]}" --bootstrap "${daddr[t0]}"; done
+for i in $(seq 1 600); do
+  [ "$(d t0 cluster peers | grep -c alive)" -eq 3 ] && break; sleep 0.2
+done
+: > "$work/cids3"
+(cd "$work/small" && ls | xargs -n 500 "$bin" --repo "$work/t0" add -q --pin=false >> "$work/cids3")
+t0=$(now)
+xargs -n 500 "$bin" --repo "$work/t0" pin add --replication 3 < "$work/cids3" > /dev/null
+until [ "$(d t0 pin ls --cluster | grep -c pinned)" -ge "$npins" ]; do sleep 1; done
+t1=$(now)
+three=$(secs "$t0" "$t1")
+sleep 12
+rss_empty3=$(rss_kb "${dpid[empty]}")
+members=""
+worst=0
+for i in 0 1 2; do
+  r=$(rss_kb "${dpid[t$i]}")
+  members="$members $((r / 1024))"
+  [ "$r" -gt "$worst" ] && worst=$r
+done
+extra3=$(( (worst - rss_empty3) / 1024 ))
+
 printf '\n### Cluster (%s binary, %s cores, loopback)\n\n' "$profile" "$(nproc)"
 printf '| measure | value | beside | target |\n|---|---|---|---|\n'
 printf '| %s MiB: pin --replication 3 --wait, to 3/3 (5 nodes) | %s s | raw node->node cat %s s (%sx) | <= 2x |\n' "$size_mib" "$pin" "$raw" "$ratio"
 printf '| RSS, one-node cluster with %s pins | %s MiB | empty node %s MiB (+%s MiB) | <= +20 MiB |\n' "$npins" "$((rss_full / 1024))" "$((rss_empty / 1024))" "$extra"
+printf '| %s pins, replication 3, 3-node cluster: all 3/3 | %s s | | |\n' "$npins" "$three"
+printf '| RSS, largest member of that cluster (members:%s MiB) | %s MiB | empty node %s MiB (+%s MiB) | <= +20 MiB |\n' "$members" "$((worst / 1024))" "$((rss_empty3 / 1024))" "$extra3"
