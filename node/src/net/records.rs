@@ -8,12 +8,19 @@
 //! record a node keeps for its own content). Our own records carry nothing but the key: the
 //! provider is this node, they never expire (the announcer re-announces and kad fills in the
 //! current listen addresses when it answers), so a set of keys describes them exactly.
+//!
+//! Other peers' provider records are kept here too, in a plain map of vectors, with
+//! `MemoryStore`'s limits and rules (1,024 keys, 20 providers per key, a full list ignores
+//! newcomers): `MemoryStore` reserves the 20-record inline array for every key, about 6 KiB,
+//! so a member of a 3-node cluster storing its peers' records for 1,024 keys spent 6.3 MiB
+//! on them (heaptrack).
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
 use libp2p::PeerId;
-use libp2p::kad::store::{MemoryStore, RecordStore, Result};
+use libp2p::kad::store::{Error, MemoryStore, RecordStore, Result};
 use libp2p::kad::{ProviderRecord, Record, RecordKey};
 
 /// Record store of the node's Kademlia behaviour.
@@ -21,9 +28,16 @@ pub struct ProviderStore {
     local: PeerId,
     /// Keys this node provides, as bytes: a `RecordKey` in a set costs twice as much.
     provided: HashSet<Box<[u8]>>,
-    /// Value records and other peers' provider records (bounded by libp2p's defaults).
+    /// Value records (bounded by libp2p's defaults).
     others: MemoryStore,
+    /// Other peers' provider records.
+    providers: HashMap<RecordKey, Vec<ProviderRecord>>,
 }
+
+/// Most keys other peers' provider records are kept for (as `MemoryStore`).
+const MAX_OTHER_KEYS: usize = 1024;
+/// Most providers kept per key (as `MemoryStore`: the DHT's replication factor).
+const MAX_PROVIDERS_PER_KEY: usize = 20;
 
 impl ProviderStore {
     pub fn new(local: PeerId) -> Self {
@@ -31,6 +45,7 @@ impl ProviderStore {
             local,
             provided: HashSet::new(),
             others: MemoryStore::new(local),
+            providers: HashMap::new(),
         }
     }
 
@@ -81,14 +96,25 @@ impl RecordStore for ProviderStore {
     fn add_provider(&mut self, record: ProviderRecord) -> Result<()> {
         if record.provider == self.local {
             self.provided.insert(record.key.to_vec().into_boxed_slice());
-            Ok(())
-        } else {
-            self.others.add_provider(record)
+            return Ok(());
         }
+        let known = self.providers.len();
+        let list = match self.providers.entry(record.key.clone()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(_) if known >= MAX_OTHER_KEYS => return Err(Error::MaxProvidedKeys),
+            Entry::Vacant(e) => e.insert(Vec::with_capacity(1)),
+        };
+        if let Some(p) = list.iter_mut().find(|p| p.provider == record.provider) {
+            *p = record;
+        } else if list.len() < MAX_PROVIDERS_PER_KEY {
+            // A full list ignores newcomers, which blunts floods of fake providers.
+            list.push(record);
+        }
+        Ok(())
     }
 
     fn providers(&self, key: &RecordKey) -> Vec<ProviderRecord> {
-        let mut out = self.others.providers(key);
+        let mut out = self.providers.get(key).cloned().unwrap_or_default();
         if self.provided.contains(key.as_ref()) {
             out.insert(0, self.own_record(key.as_ref()));
         }
@@ -106,8 +132,11 @@ impl RecordStore for ProviderStore {
     fn remove_provider(&mut self, key: &RecordKey, provider: &PeerId) {
         if *provider == self.local {
             self.provided.remove(key.as_ref());
-        } else {
-            self.others.remove_provider(key, provider)
+        } else if let Some(list) = self.providers.get_mut(key) {
+            list.retain(|p| p.provider != *provider);
+            if list.is_empty() {
+                self.providers.remove(key);
+            }
         }
     }
 }
@@ -167,6 +196,52 @@ mod tests {
         let mut gone = store.provided_except(&keep);
         gone.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
         assert_eq!(gone, [key(0), key(2)]);
+    }
+
+    #[test]
+    fn other_peers_records_are_bounded_like_libp2ps_store() {
+        let me = PeerId::random();
+        let other = PeerId::random();
+        let mut store = ProviderStore::new(me);
+        for i in 0..MAX_OTHER_KEYS as u32 {
+            store
+                .add_provider(ProviderRecord::new(key(i), other, Vec::new()))
+                .unwrap();
+        }
+        let past = ProviderRecord::new(key(1_000_000), other, Vec::new());
+        assert!(matches!(
+            store.add_provider(past),
+            Err(Error::MaxProvidedKeys)
+        ));
+        // Our own keys are not limited by theirs.
+        store
+            .add_provider(ProviderRecord::new(key(1_000_000), me, Vec::new()))
+            .unwrap();
+
+        let peers: Vec<PeerId> = (0..MAX_PROVIDERS_PER_KEY + 5)
+            .map(|_| PeerId::random())
+            .collect();
+        for p in &peers {
+            store
+                .add_provider(ProviderRecord::new(key(3), *p, Vec::new()))
+                .unwrap();
+        }
+        let listed = store.providers(&key(3));
+        assert_eq!(
+            listed.len(),
+            MAX_PROVIDERS_PER_KEY,
+            "a full list ignores newcomers"
+        );
+        assert_eq!(listed[0].provider, other, "the first provider is kept");
+
+        // A provider announcing again replaces its record instead of adding one.
+        let addr: libp2p::Multiaddr = "/ip4/10.0.0.1/tcp/4001".parse().unwrap();
+        store
+            .add_provider(ProviderRecord::new(key(5), other, vec![addr.clone()]))
+            .unwrap();
+        let listed = store.providers(&key(5));
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].addresses, [addr]);
     }
 
     #[test]
