@@ -27,7 +27,7 @@ use thiserror::Error;
 use super::membership::{HeldKey, held_key};
 use super::pinset::{DrainEntry, Entry, Pinset};
 use super::record;
-use crate::store::journal::{frames, open_append, put_frame, replace};
+use crate::store::journal::{cut_back, frames, open_append, put_frame, read, replace};
 
 /// A cluster state read or write that failed.
 #[derive(Debug, Error)]
@@ -223,11 +223,7 @@ fn io_err(op: &'static str, path: &Path) -> impl Fn(std::io::Error) -> ClusterSt
 /// Replay the journal at `path` (missing: empty). Returns the state and the length of its
 /// whole frames.
 fn replay(path: &Path) -> Result<(State, u64, usize, u64), ClusterStoreError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(io_err("read", path)(e)),
-    };
+    let bytes = read(path).map_err(io_err("read", path))?;
     let (payloads, good) = frames(&bytes);
     let mut state = State::default();
     for p in &payloads {
@@ -307,16 +303,7 @@ impl ClusterStore {
         } else {
             open_append(&path).map_err(io_err("open", &path))?
         };
-        if (good as u64) < len {
-            tracing::warn!(
-                path = %path.display(),
-                dropped_bytes = len - good as u64,
-                "cluster journal ends in a torn or damaged record; cut back to the last whole one"
-            );
-            file.set_len(good as u64)
-                .map_err(io_err("truncate", &path))?;
-            file.sync_all().map_err(io_err("sync", &path))?;
-        }
+        cut_back(&file, &path, good as u64, len).map_err(io_err("cut back", &path))?;
         let live = state.records();
         if records > 2 * live + MIN_GROWTH {
             file = rewrite(&path, &state)?;

@@ -3,8 +3,9 @@
 //! `length: u32 LE | check: 4 bytes | payload`, where `check` is the start of the payload's
 //! SHA-256. A crash can leave a torn last frame; [`frames`] stops at the first frame that is
 //! cut short or fails its check and says where, so the owner can cut the file back to its
-//! last whole frame. Byte handling, plus the two file operations every journal needs:
-//! [`open_append`] and [`replace`] (a compacted journal swapped in whole).
+//! last whole frame. Byte handling, plus the file operations every journal needs: [`read`],
+//! [`cut_back`] (the torn tail), [`open_append`] and [`replace`] (a compacted journal swapped
+//! in whole).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -53,6 +54,29 @@ pub fn frames(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
         at += HEADER + len;
     }
     (out, at)
+}
+
+/// The bytes of the journal at `path`; none when it does not exist yet.
+pub fn read(path: &Path) -> io::Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        other => other,
+    }
+}
+
+/// Cut the journal at `path`, open as `file` and `len` bytes long, back to its first `good`
+/// bytes (where [`frames`] stopped), with a warning; nothing to do when `good == len`.
+pub fn cut_back(file: &File, path: &Path, good: u64, len: u64) -> io::Result<()> {
+    if good >= len {
+        return Ok(());
+    }
+    tracing::warn!(
+        path = %path.display(),
+        dropped_bytes = len - good,
+        "journal ends in a torn or damaged record; cut back to the last whole one"
+    );
+    file.set_len(good)?;
+    file.sync_all()
 }
 
 /// Open the journal at `path` for appending, creating it if needed.

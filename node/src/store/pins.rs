@@ -23,7 +23,7 @@ use ::sled::Db;
 use cid::Cid;
 use thiserror::Error;
 
-use super::journal::{frames, open_append, put_frame, replace};
+use super::journal::{cut_back, frames, open_append, put_frame, read, replace};
 use super::walk::walk_dag;
 use super::{Blockstore, StoreError};
 
@@ -185,13 +185,15 @@ fn apply(pins: &mut PinMap, record: &[u8]) -> Result<u64, PinError> {
     Ok(u64::from(pins.insert(key.into(), mode).is_some()))
 }
 
-/// The pins an earlier version kept in sled, if it did.
-fn from_sled(db: &Db) -> Result<Option<PinMap>, PinError> {
-    if !db
-        .tree_names()
+fn has_old_tree(db: &Db) -> bool {
+    db.tree_names()
         .iter()
         .any(|n| n.as_ref() == OLD_TREE.as_bytes())
-    {
+}
+
+/// The pins an earlier version kept in sled, if it did.
+fn from_sled(db: &Db) -> Result<Option<PinMap>, PinError> {
+    if !has_old_tree(db) {
         return Ok(None);
     }
     let tree = db.open_tree(OLD_TREE).map_err(sled_err("open tree"))?;
@@ -216,11 +218,7 @@ impl Pins {
     /// `db` into it and cutting a torn tail off.
     pub fn open(db: &Db, dir: &Path) -> Result<Self, PinError> {
         let path = dir.join(PINS_JOURNAL);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io_err("read", &path)(e)),
-        };
+        let bytes = read(&path).map_err(io_err("read", &path))?;
         let (records, good) = frames(&bytes);
         let mut pins = BTreeMap::new();
         let mut stale = 0u64;
@@ -242,23 +240,11 @@ impl Pins {
             open_append(&path).map_err(io_err("open", &path))?
         };
         // Written to the journal (now or on an earlier open that crashed before this).
-        if db
-            .tree_names()
-            .iter()
-            .any(|n| n.as_ref() == OLD_TREE.as_bytes())
-        {
+        if has_old_tree(db) {
             db.drop_tree(OLD_TREE).map_err(sled_err("drop tree"))?;
         }
-        if good < bytes.len() {
-            tracing::warn!(
-                path = %path.display(),
-                dropped_bytes = bytes.len() - good,
-                "pin journal ends in a torn or damaged record; cut back to the last whole one"
-            );
-            file.set_len(good as u64)
-                .map_err(io_err("truncate", &path))?;
-            file.sync_all().map_err(io_err("sync", &path))?;
-        }
+        cut_back(&file, &path, good as u64, bytes.len() as u64)
+            .map_err(io_err("cut back", &path))?;
         let mut journal = Journal {
             path,
             file,
