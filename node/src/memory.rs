@@ -9,10 +9,9 @@
 //! operator set `MALLOC_ARENA_MAX`: a one-node cluster with 10,000 pins went from +44 MiB to
 //! +33..38 MiB resident over an empty node (release build, bench/cluster.sh's setup).
 
-/// How often the daemon hands freed memory back whatever it was doing. Work that frees a
-/// lot is not always the tracker's (which trims after its own bursts): serving the pinset
-/// to members catching up, say, left a node with 1.1 GiB resident of which 50 MiB was in
-/// use.
+/// How often the daemon hands freed memory back, whatever freed it: a burst of pin work
+/// (about 40 MiB resident after 2,000 pins were added), or serving the pinset to members
+/// catching up (a node once stayed at 1.1 GiB resident with 50 MiB in use).
 pub const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Heap arenas the daemon lets glibc create.

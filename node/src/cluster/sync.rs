@@ -307,7 +307,7 @@ impl Cluster {
                 () = self.inner.beat_now.notified() => {}
             }
             // Beats asked for by finished pins come at most every MIN_BEAT_GAP: a burst of
-            // thousands of pins is then a few beats a second, each carrying many changes.
+            // thousands of pins is then at most ten beats a second, each carrying many changes.
             if let Some(gap) = last_beat.map(|t| t.elapsed())
                 && gap < MIN_BEAT_GAP
             {

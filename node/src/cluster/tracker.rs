@@ -29,8 +29,6 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// Fetch-and-check rounds a pin job makes before it gives up on an incomplete DAG (each
 /// round fills the gaps the last one found below blocks that were already stored).
 const FETCH_ROUNDS: usize = 4;
-/// Least time between two returns of freed heap memory to the OS after pins came or went.
-const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 impl Cluster {
     pub(super) async fn track(self) {
@@ -42,7 +40,6 @@ impl Cluster {
         let mut running: JoinSet<()> = JoinSet::new();
         let mut reported: Option<Instant> = None;
         let mut last_round: Option<Instant> = None;
-        let (mut busy, mut trimmed) = (false, Instant::now());
         loop {
             // Wait for a change or the interval. Rounds are rate-limited, not delayed: the first
             // change after a quiet spell is planned at once, later ones wait until ROUND_PAUSE
@@ -61,7 +58,6 @@ impl Cluster {
             let now = Instant::now();
             last_round = Some(now);
             let plan = self.core().plan(now);
-            busy |= !plan.pin.is_empty() || !plan.release.is_empty();
             for cid in plan.pin {
                 self.core().set_local(&cid, LocalState::Pinning, None, now);
                 queue.push_back(cid);
@@ -99,16 +95,6 @@ impl Cluster {
             // one slot per pin, and keeps its table after the pins are all held.
             if warned.capacity() > 2 * warned.len() + 64 {
                 warned.shrink_to_fit();
-            }
-            // Once a burst of pin work has settled, give back what it freed (glibc keeps it
-            // as resident memory otherwise: about 40 MiB after 2,000 pins were added).
-            if busy
-                && running.is_empty()
-                && queue.is_empty()
-                && now.duration_since(trimmed) >= TRIM_EVERY
-            {
-                crate::memory::release_free_memory();
-                (busy, trimmed) = (false, now);
             }
         }
     }
