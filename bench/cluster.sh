@@ -60,14 +60,27 @@ print(d["addrs"][0]+"/p2p/"+d["peer_id"] if d.get("addrs") else "")' "$work/$nam
 d() { local name=$1; shift; "$bin" --repo "$work/$name" "$@"; }
 rss_kb() { awk '$1 == "VmRSS:" {print $2}' "/proc/$1/status"; }
 cflags=(--cluster-secret-file "$work/secret" --heartbeat-timeout 3 --rereplicate-after 10 --scrub-rate 0)
+# wait_alive NODE N: until NODE lists N live members (for up to 2 minutes).
+wait_alive() {
+  local i
+  for i in $(seq 1 600); do
+    [ "$(d "$1" cluster peers | grep -c alive)" -eq "$2" ] && return 0; sleep 0.2
+  done
+}
+# add_small NODE FILE: add every small file on NODE, unpinned; their CIDs go to FILE.
+add_small() { (cd "$work/small" && ls | xargs -n 500 "$bin" --repo "$work/$1" add -q --pin=false) > "$2"; }
+# pin_all NODE R FILE: pin FILE's CIDs into the cluster with replication R; returns once
+# NODE reports all of them pinned.
+pin_all() {
+  xargs -n 500 "$bin" --repo "$work/$1" pin add --replication "$2" < "$3" > /dev/null
+  until [ "$(d "$1" pin ls --cluster | grep -c pinned)" -ge "$npins" ]; do sleep 1; done
+}
 
 # --- 1. pin to 3/3 vs raw transfer -------------------------------------------------------
 log "starting 5 cluster nodes"
 start c0 "${cflags[@]}"
 for i in 1 2 3 4; do start "c$i" "${cflags[@]}" --bootstrap "${daddr[c0]}"; done
-for i in $(seq 1 600); do
-  [ "$(d c0 cluster peers | grep -c alive)" -eq 5 ] && break; sleep 0.2
-done
+wait_alive c0 5
 head -c "$((size_mib << 20))" /dev/urandom > "$work/data.bin"
 cid=$(d c0 add -Q --pin=false "$work/data.bin")
 
@@ -98,11 +111,9 @@ for i in range(n):
     with open(os.path.join(d, f"f{i:05}"), "w") as f:
         f.write(f"small file number {i}\n")
 PY
-: > "$work/cids"
-(cd "$work/small" && ls | xargs -n 500 "$bin" --repo "$work/full" add -q --pin=false >> "$work/cids")
-xargs -n 500 "$bin" --repo "$work/full" pin add --replication 1 < "$work/cids" > /dev/null
-until [ "$(d full pin ls --cluster | grep -c pinned)" -ge "$npins" ]; do sleep 1; done
-sleep 12 # a few heartbeat and tracker rounds with every pin held (the tracker returns freed memory at most every 10 s)
+add_small full "$work/cids"
+pin_all full 1 "$work/cids"
+sleep 12 # a few heartbeat and tracker rounds with every pin held (the daemon returns freed memory every 10 s)
 rss_empty=$(rss_kb "${dpid[empty]}")
 rss_full=$(rss_kb "${dpid[full]}")
 extra=$(( (rss_full - rss_empty) / 1024 ))
@@ -111,16 +122,12 @@ extra=$(( (rss_full - rss_empty) / 1024 ))
 log "3-node cluster, replication 3: $npins pins"
 echo "bench cluster secret three $$" > "$work/secret3"
 c3=(--cluster-secret-file "$work/secret3" --heartbeat-timeout 3 --rereplicate-after 10 --scrub-rate 0 --replication 3)
-start t0 "${c3[@]}"
-for i in 1 2; do start "t$i" "${c3[@]}" --bootstrap "${daddr[t0]}"; done
-for i in $(seq 1 600); do
-  [ "$(d t0 cluster peers | grep -c alive)" -eq 3 ] && break; sleep 0.2
-done
-: > "$work/cids3"
-(cd "$work/small" && ls | xargs -n 500 "$bin" --repo "$work/t0" add -q --pin=false >> "$work/cids3")
+start m0 "${c3[@]}"
+for i in 1 2; do start "m$i" "${c3[@]}" --bootstrap "${daddr[m0]}"; done
+wait_alive m0 3
+add_small m0 "$work/cids3"
 t0=$(now)
-xargs -n 500 "$bin" --repo "$work/t0" pin add --replication 3 < "$work/cids3" > /dev/null
-until [ "$(d t0 pin ls --cluster | grep -c pinned)" -ge "$npins" ]; do sleep 1; done
+pin_all m0 3 "$work/cids3"
 t1=$(now)
 three=$(secs "$t0" "$t1")
 sleep 12
@@ -128,7 +135,7 @@ rss_empty3=$(rss_kb "${dpid[empty]}")
 members=""
 worst=0
 for i in 0 1 2; do
-  r=$(rss_kb "${dpid[t$i]}")
+  r=$(rss_kb "${dpid[m$i]}")
   members="$members $((r / 1024))"
   [ "$r" -gt "$worst" ] && worst=$r
 done
