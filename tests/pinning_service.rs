@@ -255,6 +255,12 @@ fn pinning_service_api_over_http_on_a_cluster() {
         s["status"] == "pinned" && s["info"]["holders"] == "2"
     });
     assert_eq!(m.holders(&cid_a), 2);
+    // Every member judges the status from the holders' reports it has received, which reach
+    // node 2 by heartbeat: it says "pinned" too once those arrive.
+    wait_for("node 2 to see request A pinned", CONVERGE, || {
+        let (_, seen) = ok(&other, "GET", &format!("/pins/{id_a}"), None);
+        seen["status"] == "pinned"
+    });
     let (_, seen) = ok(&other, "GET", &format!("/pins/{id_a}"), None);
     assert_eq!(seen["requestid"], id_a.as_str());
     assert_eq!(seen["status"], "pinned");
