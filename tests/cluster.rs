@@ -6,7 +6,7 @@
 
 mod kit;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kit::daemon::{Daemon, free_port, metric};
 use kit::{Node, gen_bytes, wait_for};
@@ -21,7 +21,7 @@ fn cluster_flags(secret: &str) -> Vec<String> {
         secret,
         "--heartbeat-timeout=3",
         "--rereplicate-after=5",
-        "--drain-timeout=120",
+        "--drain-timeout=240",
         "--replication=3",
     ]
     .iter()
@@ -165,8 +165,10 @@ fn five_nodes_keep_three_copies_through_failure_restart_and_leave() {
     assert_ne!(waited.code, 0, "{waited:?}");
     assert!(waited.stderr.contains("replication-min 7"), "{waited:?}");
 
+    // Node 2, whose answers are checked below, counts holders from the reports that reach it
+    // by heartbeat, so it is waited for as well as node 4.
     wait_for("the 50 MB pin on exactly 3 nodes, 3/3", CONVERGE, || {
-        c.holders(&cid).len() == 3 && c.pinned_by(4, &cid, 3)
+        c.holders(&cid).len() == 3 && c.pinned_by(4, &cid, 3) && c.pinned_by(2, &cid, 3)
     });
     // Node 0 had the whole DAG when it pinned: its copy is one of the three.
     assert!(c.holders(&cid).contains(&0), "{:?}", c.holders(&cid));
@@ -235,17 +237,29 @@ fn five_nodes_keep_three_copies_through_failure_restart_and_leave() {
         leaving.stop(); // asserts exit status 0
         leaving
     });
+    // The observer counts the copies it has heard of by heartbeat: a report that is late
+    // (heartbeat timeout 3 s) may show 2 for a moment, so a dip fails the test only when it
+    // outlasts two heartbeat timeouts — a copy really lost does not come back.
+    let mut low_since: Option<Instant> = None;
     while !stopper.is_finished() {
         let s = c.status(observer, &cid);
-        assert!(
-            s["Pinned"].as_u64().unwrap() >= 3,
-            "fell below 3 copies while a holder left: {s}\n{}",
-            c.logs()
-        );
+        if s["Pinned"].as_u64().unwrap_or(0) >= 3 {
+            low_since = None;
+        } else {
+            let since = *low_since.get_or_insert_with(Instant::now);
+            assert!(
+                since.elapsed() < Duration::from_secs(6),
+                "fell below 3 copies while a holder left: {s}\n{}",
+                c.logs()
+            );
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     let left = stopper.join().unwrap();
     assert!(left.log().contains("left the cluster"), "{}", left.log());
+    // The oversized pin (7 copies asked of 5 nodes) is on every member already: the leaver has
+    // nothing to wait for there, so it leaves once the 50 MB pin is re-homed, not at the timeout.
+    assert!(!left.log().contains("drain timeout"), "{}", left.log());
     wait_for("3/3 on the remaining nodes", CONVERGE, || {
         c.holders(&cid).len() == 3 && c.pinned_by(observer, &cid, 3)
     });
@@ -360,11 +374,10 @@ fn scrub_repairs_a_corrupt_block_from_a_holder() {
     wait_for("the scrub to restore the block", CONVERGE, || {
         std::fs::read(&victim).is_ok_and(|now| now == original)
     });
-    assert!(
-        c.daemon(2).log().contains("scrub repaired"),
-        "{}",
-        c.daemon(2).log()
-    );
+    // The repair is logged once the whole DAG is checked, just after the block is rewritten.
+    wait_for("the scrub to log the repair", CONVERGE, || {
+        c.daemon(2).log().contains("scrub repaired")
+    });
 }
 
 #[test]

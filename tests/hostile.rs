@@ -7,9 +7,11 @@
 
 mod kit;
 
+use std::time::Duration;
+
 use kit::daemon::{Daemon, free_port, metric};
 use kit::rogue::{Mode, Rogue};
-use kit::{Node, gen_bytes};
+use kit::{Node, gen_bytes, wait_for};
 
 /// A peer that answers want-blocks with garbage under the wanted CID's prefix (a holder with
 /// corrupt storage that does not verify what it serves): the fetcher drops those blocks,
@@ -44,8 +46,10 @@ fn corrupt_blocks_from_a_peer_are_dropped_penalised_and_fetched_elsewhere() {
         "{} corrupt blocks sent, {rejected} rejected",
         rogue.corrupt_sent()
     );
-    let log = c.log();
-    assert!(log.contains("penalised"), "no penalty logged:\n{log}");
+    // The penalty is logged by the fetch task, which may still be writing when `cat` returns.
+    wait_for("the penalty to be logged", Duration::from_secs(60), || {
+        c.log().contains("penalised")
+    });
 }
 
 /// A holder whose flatfs block files were overwritten on disk does not serve the bad bytes:

@@ -78,16 +78,19 @@ fn transfer_survives_a_holder_killed_mid_way() {
         .spawn()
         .unwrap();
     let mut stdout = cat.stdout.take().unwrap();
+    wait_for("C to receive some blocks", START, || {
+        metric(port, "bitswap_blocks_received_total").is_some_and(|n| n >= 10.0)
+    });
+    // Nobody reads `cat`'s output until A is dead: the stream stalls on the full pipe, so C
+    // fetches no further than the window after the one being written, and A cannot have
+    // served the whole file first however slowly this thread gets to run.
+    let received_at_kill = metric(port, "bitswap_blocks_received_total").unwrap();
+    a.kill();
     let reader = std::thread::spawn(move || {
         let mut out = Vec::new();
         stdout.read_to_end(&mut out).unwrap();
         out
     });
-    wait_for("C to receive some blocks", START, || {
-        metric(port, "bitswap_blocks_received_total").is_some_and(|n| n >= 10.0)
-    });
-    let received_at_kill = metric(port, "bitswap_blocks_received_total").unwrap();
-    a.kill();
     let out = reader.join().unwrap();
     let status = cat.wait().unwrap();
     let mut err = String::new();
@@ -232,7 +235,7 @@ fn metrics_health_and_ready_are_served() {
     // The block-count gauge is sampled every few seconds: the added file's block shows up.
     wait_for(
         "distribute_blocks_total to count the added block",
-        Duration::from_secs(60),
+        START,
         || {
             let (_, body) = http_get(port, "/metrics");
             body.lines()

@@ -540,7 +540,7 @@ async fn a_pin_is_held_by_every_node_then_unpinned_when_deleted() {
         .unwrap();
     let s = c
         .wait_pin("doc", 120, "3/3 Pinned", |s| {
-            s.phase == Some(PinPhase::Pinned) && s.replicas == "3/3"
+            s.phase == Some(PinPhase::Pinned) && s.replicas == "3/3" && holder_pods(s).len() == 3
         })
         .await;
     let all: BTreeSet<String> = (0..3).map(|o| c.pod(o)).collect();
@@ -580,7 +580,9 @@ async fn a_killed_holder_degrades_the_pin_until_the_cluster_copies_it_again() {
     let c = NodeCluster::start(
         "mend",
         60,
-        json!({"replicas": 3, "heartbeatTimeoutSeconds": 2, "rereplicateAfterSeconds": 10}),
+        // The pin is Degraded from the missed heartbeats (2 s) until the copy is re-made after
+        // `rereplicateAfterSeconds`: 30 s leaves the operator many reconciles to see it.
+        json!({"replicas": 3, "heartbeatTimeoutSeconds": 2, "rereplicateAfterSeconds": 30}),
     )
     .await;
     let cid = add_unpinned(&c.api(0), &c.token, &content(2, 100_000)).await;

@@ -20,7 +20,7 @@ use super::membership::{
     Heartbeat, MAX_HELD_DELTA, MAX_STATES, MemberState, Members, Timing, held_hash, xor,
 };
 use super::pinset::{Clock, DrainEntry, Entry, PinSpec, Pinset};
-use super::status::{LocalState, PeerReport, PinStatus, aggregate, may_release};
+use super::status::{LocalState, PeerReport, PinStatus, aggregate, may_leave, may_release};
 
 /// What this node says about itself.
 #[derive(Debug, Clone, Default)]
@@ -526,7 +526,7 @@ impl Core {
                 continue;
             }
             let alloc = self.allocation(cid, spec, &candidates);
-            if !may_release(peer, spec, &alloc, &reports) {
+            if !may_leave(peer, spec, &alloc, &reports, candidates.len()) {
                 remaining += 1;
             }
         }
@@ -729,6 +729,32 @@ mod tests {
                 .remaining,
             0
         );
+    }
+
+    #[test]
+    fn a_leaver_does_not_wait_for_copies_the_cluster_cannot_make() {
+        let mut sim = Sim::new(3);
+        sim.round();
+        sim.nodes[0].add_pin("big", spec(5), 1);
+        sim.nodes[0].add_pin("ok", spec(2), 1);
+        for _ in 0..3 {
+            sim.round();
+        }
+        assert_eq!(
+            sim.holders("big").len(),
+            3,
+            "every member holds the oversized pin"
+        );
+        let leaver = sim.holders("ok")[0];
+        sim.nodes[leaver].me.leaving = true;
+        let progress = |sim: &Sim| {
+            sim.nodes[leaver]
+                .drain_progress(&format!("n{leaver}"), sim.now)
+                .remaining
+        };
+        assert!(progress(&sim) >= 1, "\"ok\" still needs a new holder");
+        sim.run_checking("ok", 2, 4);
+        assert_eq!(progress(&sim), 0, "the other two hold \"big\" already");
     }
 
     #[test]

@@ -155,11 +155,31 @@ pub fn may_release(
 ) -> bool {
     !allocation.iter().any(|p| p == me)
         && allocation.len() >= spec.replication_min as usize
-        && allocation.iter().all(|p| {
-            reports
-                .iter()
-                .any(|r| &r.peer_id == p && r.state == LocalState::Pinned)
-        })
+        && all_pinned(allocation, reports)
+}
+
+/// Whether a leaving `me` has nothing left to wait for on this pin: every peer of the
+/// allocation made without it reports the pin pinned, and that allocation meets the minimum
+/// or already takes all `candidates` (the other live members) — a pin asking for more copies
+/// than the cluster has gains nothing from the leaver waiting.
+pub fn may_leave(
+    me: &str,
+    spec: &PinSpec,
+    allocation: &[String],
+    reports: &[PeerReport],
+    candidates: usize,
+) -> bool {
+    let enough = allocation.len() >= spec.replication_min as usize
+        || (!allocation.is_empty() && allocation.len() >= candidates);
+    !allocation.iter().any(|p| p == me) && enough && all_pinned(allocation, reports)
+}
+
+fn all_pinned(allocation: &[String], reports: &[PeerReport]) -> bool {
+    allocation.iter().all(|p| {
+        reports
+            .iter()
+            .any(|r| &r.peer_id == p && r.state == LocalState::Pinned)
+    })
 }
 
 #[cfg(test)]
@@ -268,6 +288,22 @@ mod tests {
         );
         // An allocation below the minimum (cluster shrank) never releases a copy.
         assert!(!may_release("d", &s, &alloc(&["a"]), &reports));
+    }
+
+    #[test]
+    fn a_leaver_waits_for_the_minimum_or_for_every_other_member() {
+        let s = spec(3, 5);
+        let reports = vec![rep("a", Pinned), rep("b", Pinning)];
+        // Two other members, both allocated: done once both report pinned, below the minimum
+        // or not, since nobody else could take a copy.
+        assert!(!may_leave("d", &s, &alloc(&["a", "b"]), &reports, 2));
+        let both = vec![rep("a", Pinned), rep("b", Pinned)];
+        assert!(may_leave("d", &s, &alloc(&["a", "b"]), &both, 2));
+        // A third member exists but is not allocated (yet): wait.
+        assert!(!may_leave("d", &s, &alloc(&["a", "b"]), &both, 3));
+        // Nobody to hand over to: never done by itself (the caller reports it).
+        assert!(!may_leave("d", &s, &[], &both, 0));
+        assert!(!may_leave("a", &s, &alloc(&["a", "b"]), &both, 2));
     }
 
     #[test]
