@@ -12,6 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use cid::Cid;
 use futures::StreamExt;
@@ -308,8 +309,9 @@ impl Actor {
     /// the sessions, which penalise the peer and re-request elsewhere.
     fn drop_unsolicited(&mut self, peer: PeerId, message: &mut Message) {
         let mut bad = Vec::new();
+        let now = Instant::now();
         message.blocks.retain(|b| {
-            let asked = self.solicited.take(&peer, &b.cid);
+            let asked = self.solicited.take(&peer, &b.cid, now);
             if !asked {
                 bad.push((b.cid, b.data.len()));
             }
@@ -338,8 +340,9 @@ impl Actor {
     }
 
     fn send(&mut self, peer: PeerId, message: Message) {
+        let now = Instant::now();
         for entry in message.wantlist.iter().filter(|e| !e.cancel) {
-            self.solicited.asked(&peer, entry.cid);
+            self.solicited.asked(&peer, &entry.cid, now);
         }
         let version = self
             .versions
