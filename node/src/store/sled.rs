@@ -3,7 +3,12 @@
 //! Two trees: `blocks` maps a multihash to the block's size (8 bytes, big-endian), and
 //! `block_chunks` maps `multihash ‖ index` (u32, big-endian) to the block's bytes in
 //! [`CHUNK_SIZE`] pieces. Multihashes are self-delimiting, so one block's chunk keys are exactly
-//! the keys under its multihash prefix.
+//! the keys under its multihash prefix. A block of at most [`INLINE_MAX`] bytes is kept inline
+//! instead: its `blocks` value is the size followed by the bytes, and it has no chunks — one
+//! entry instead of two, which for a store of many tiny blocks (directory nodes, small files,
+//! NFT metadata) halves sled's entries and the memory its page cache holds for them. Entries
+//! of exactly 8 bytes (every block written before inline storage, and empty blocks) read their
+//! bytes from the chunks.
 //!
 //! Why chunks: sled 0.34 charges its page cache by on-disk size, and values over about a
 //! quarter of a segment are stored as out-of-line blobs whose cache charge is a pointer, so
@@ -16,7 +21,7 @@
 //! up fails verification in [`Blockstore::get`](super::Blockstore::get) and is deleted.
 //! [`RawBlocks::flush_raw`] flushes the database, sled's durability barrier.
 
-use ::sled::{Batch, Db, IVec, Tree};
+use ::sled::{Batch, Db, Tree};
 
 use super::{Keys, Multihash, RawBlocks, StoreError};
 
@@ -26,6 +31,8 @@ pub const BLOCKS_TREE: &str = "blocks";
 pub const CHUNKS_TREE: &str = "block_chunks";
 /// Bytes per stored chunk: small enough for sled's cache limit to bound memory.
 pub const CHUNK_SIZE: usize = 4096;
+/// Blocks up to this size are stored inline in their `blocks` entry.
+pub const INLINE_MAX: usize = 1024;
 
 /// Blocks in sled trees.
 #[derive(Debug, Clone)]
@@ -57,12 +64,28 @@ fn chunk_key(mh: &[u8], index: usize) -> Vec<u8> {
     key
 }
 
-fn decode_size(mh: &Multihash, value: &IVec) -> Result<u64, StoreError> {
-    let bytes: [u8; 8] = value.as_ref().try_into().map_err(|_| StoreError::BadKey {
-        key: format!("{mh:?}"),
-        reason: format!("size entry is {} bytes, not 8", value.len()),
-    })?;
-    Ok(u64::from_be_bytes(bytes))
+/// A `blocks` entry: the size, and the bytes when they are stored inline. An inline entry's
+/// size is its bytes' length (a damaged size field cannot misreport it; damaged bytes fail the
+/// hash check on read like damaged chunks do).
+fn decode_entry<'a>(
+    mh: &Multihash,
+    value: &'a [u8],
+) -> Result<(u64, Option<&'a [u8]>), StoreError> {
+    match value.split_first_chunk::<8>() {
+        Some((size, [])) => Ok((u64::from_be_bytes(*size), None)),
+        Some((_, bytes)) => Ok((bytes.len() as u64, Some(bytes))),
+        None => Err(StoreError::BadKey {
+            key: format!("{mh:?}"),
+            reason: format!("size entry is {} bytes, under 8", value.len()),
+        }),
+    }
+}
+
+fn inline_entry(data: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(8 + data.len());
+    value.extend_from_slice(&(data.len() as u64).to_be_bytes());
+    value.extend_from_slice(data);
+    value
 }
 
 impl SledStore {
@@ -100,9 +123,21 @@ impl SledStore {
     pub(crate) fn overwrite(&self, mh: &Multihash, data: &[u8]) -> Result<(), StoreError> {
         let key = mh.to_bytes();
         self.remove_chunks(&key)?;
-        self.write_chunks(&key, data)?;
+        self.sizes.remove(&key).map_err(sled_err("delete block"))?;
+        self.write(key, data)
+    }
+
+    /// Store a block known to be absent: inline, or chunks first and then the size entry, so
+    /// a size entry is only ever durable after the bytes it describes.
+    fn write(&self, key: Vec<u8>, data: &[u8]) -> Result<(), StoreError> {
+        let value = if !data.is_empty() && data.len() <= INLINE_MAX {
+            inline_entry(data)
+        } else {
+            self.write_chunks(&key, data)?;
+            (data.len() as u64).to_be_bytes().to_vec()
+        };
         self.sizes
-            .insert(&key, &(data.len() as u64).to_be_bytes())
+            .insert(key, value)
             .map_err(sled_err("write size"))?;
         Ok(())
     }
@@ -110,23 +145,21 @@ impl SledStore {
 
 impl RawBlocks for SledStore {
     fn put_raw(&self, mh: &Multihash, data: &[u8]) -> Result<(), StoreError> {
-        let key = mh.to_bytes();
         if self.has_raw(mh)? {
             return Ok(());
         }
-        // Chunks first: a size entry is only ever durable after the bytes it describes.
-        self.write_chunks(&key, data)?;
-        self.sizes
-            .insert(key, &(data.len() as u64).to_be_bytes())
-            .map_err(sled_err("write size"))?;
-        Ok(())
+        self.write(mh.to_bytes(), data)
     }
 
     fn get_raw(&self, mh: &Multihash) -> Result<Option<Vec<u8>>, StoreError> {
         let key = mh.to_bytes();
-        let Some(size) = self.size_raw(mh)? else {
+        let Some(value) = self.sizes.get(&key).map_err(sled_err("read size"))? else {
             return Ok(None);
         };
+        let (size, inline) = decode_entry(mh, &value)?;
+        if let Some(bytes) = inline {
+            return Ok(Some(bytes.to_vec()));
+        }
         let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         for entry in self.chunks.scan_prefix(&key).values() {
             data.extend_from_slice(&entry.map_err(sled_err("read block"))?);
@@ -146,7 +179,7 @@ impl RawBlocks for SledStore {
             .get(mh.to_bytes())
             .map_err(sled_err("read size"))?
         {
-            Some(value) => decode_size(mh, &value).map(Some),
+            Some(value) => decode_entry(mh, &value).map(|(size, _)| Some(size)),
             None => Ok(None),
         }
     }
@@ -154,13 +187,15 @@ impl RawBlocks for SledStore {
     fn delete_raw(&self, mh: &Multihash) -> Result<bool, StoreError> {
         let key = mh.to_bytes();
         // Size entry first: the block disappears before its bytes do.
-        let existed = self
-            .sizes
-            .remove(&key)
-            .map_err(sled_err("delete block"))?
-            .is_some();
-        self.remove_chunks(&key)?;
-        Ok(existed)
+        let Some(old) = self.sizes.remove(&key).map_err(sled_err("delete block"))? else {
+            // No entry: chunks left by a put cut short are still removed.
+            self.remove_chunks(&key)?;
+            return Ok(false);
+        };
+        if old.len() == 8 {
+            self.remove_chunks(&key)?;
+        }
+        Ok(true)
     }
 
     fn keys_raw(&self) -> Result<Keys<'_>, StoreError> {
@@ -170,5 +205,75 @@ impl RawBlocks for SledStore {
     fn flush_raw(&self) -> Result<(), StoreError> {
         self.sizes.flush().map_err(sled_err("flush"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::content::cid::{CODEC_RAW, block_cid};
+
+    fn open() -> (tempfile::TempDir, Db, SledStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = ::sled::Config::new().path(dir.path()).open().unwrap();
+        let store = SledStore::new(&db).unwrap();
+        (dir, db, store)
+    }
+
+    fn chunk_count(store: &SledStore, mh: &Multihash) -> usize {
+        store.chunks.scan_prefix(mh.to_bytes()).count()
+    }
+
+    #[test]
+    fn small_blocks_are_one_entry_and_larger_ones_are_chunked() {
+        let (_dir, _db, store) = open();
+        for (len, chunks) in [
+            (1, 0),
+            (INLINE_MAX, 0),
+            (INLINE_MAX + 1, 1),
+            (3 * CHUNK_SIZE, 3),
+        ] {
+            let data = vec![7u8; len];
+            let cid = block_cid(CODEC_RAW, 1, &data);
+            store.put_raw(cid.hash(), &data).unwrap();
+            assert_eq!(chunk_count(&store, cid.hash()), chunks, "{len} bytes");
+            assert_eq!(store.size_raw(cid.hash()).unwrap(), Some(len as u64));
+            assert_eq!(store.get_raw(cid.hash()).unwrap(), Some(data));
+            assert!(store.delete_raw(cid.hash()).unwrap());
+            assert_eq!(store.get_raw(cid.hash()).unwrap(), None);
+        }
+        assert!(store.chunks.is_empty(), "delete left chunks behind");
+    }
+
+    /// Repos written before inline storage keep every block as a size entry plus chunks.
+    #[test]
+    fn blocks_written_as_size_and_chunks_still_read_and_delete() {
+        let (_dir, _db, store) = open();
+        let data = b"a small block from an older repo".to_vec();
+        let cid = block_cid(CODEC_RAW, 1, &data);
+        let key = cid.hash().to_bytes();
+        store.write_chunks(&key, &data).unwrap();
+        store
+            .sizes
+            .insert(&key, &(data.len() as u64).to_be_bytes())
+            .unwrap();
+        assert!(store.has_raw(cid.hash()).unwrap());
+        assert_eq!(store.size_raw(cid.hash()).unwrap(), Some(data.len() as u64));
+        assert_eq!(store.get_raw(cid.hash()).unwrap(), Some(data));
+        assert!(store.delete_raw(cid.hash()).unwrap());
+        assert!(store.chunks.is_empty() && store.sizes.is_empty());
+    }
+
+    #[test]
+    fn a_size_entry_under_8_bytes_is_a_named_error() {
+        let (_dir, _db, store) = open();
+        let cid = block_cid(CODEC_RAW, 1, b"x");
+        store
+            .sizes
+            .insert(cid.hash().to_bytes(), &[1u8, 2])
+            .unwrap();
+        let err = store.get_raw(cid.hash()).unwrap_err();
+        assert!(err.to_string().contains("under 8"), "{err}");
     }
 }

@@ -207,6 +207,11 @@ fn corrupt_block_is_deleted_and_reported(f: Fixture) {
     check_corrupt_block_is_deleted_and_reported(&f, 4096);
 }
 
+/// Small enough to be stored inline by the sled store.
+fn corrupt_small_block_is_deleted_and_reported(f: Fixture) {
+    check_corrupt_block_is_deleted_and_reported(&f, 300);
+}
+
 /// Large enough for the tiered store's pack tier.
 fn corrupt_large_block_is_deleted_and_reported(f: Fixture) {
     check_corrupt_block_is_deleted_and_reported(&f, 256 * 1024);
@@ -360,6 +365,7 @@ suite!(
     put_is_idempotent,
     v0_and_v1_of_the_same_bytes_are_one_block,
     corrupt_block_is_deleted_and_reported,
+    corrupt_small_block_is_deleted_and_reported,
     corrupt_large_block_is_deleted_and_reported,
     absent_block_is_none_everywhere,
     identity_cid_is_inline_and_never_stored,
