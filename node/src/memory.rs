@@ -7,7 +7,13 @@
 //! eight per core); a daemon whose blocking pool runs many short tasks ends up with dozens,
 //! each holding its own free memory. [`limit_arenas`] caps them at [`ARENAS`] unless the
 //! operator set `MALLOC_ARENA_MAX`: a one-node cluster with 10,000 pins went from +44 MiB to
-//! +33..38 MiB resident over an empty node (release build, bench/cluster.sh's setup).
+//! +33..38 MiB resident over an empty node (release build, bench/cluster.sh's setup) with two
+//! arenas. One arena does better still: in the 3-node cluster with 10,000 pins of replication
+//! 3, the node that added the files stayed at +19..22 MiB with two arenas (its second arena
+//! held 26 MB for 6.5 MB in use after the add burst) and +15 MiB with one, over three runs
+//! each; 1 GiB node-to-node transfers showed no difference beyond run-to-run noise (five
+//! runs each: 200..246 MB/s with one, 211..230 MB/s with two) — glibc's per-thread caches
+//! serve most allocations without the arena lock.
 
 /// How often the daemon hands freed memory back, whatever freed it: a burst of pin work
 /// (about 40 MiB resident after 2,000 pins were added), or serving the pinset to members
@@ -15,7 +21,7 @@
 pub const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Heap arenas the daemon lets glibc create.
-pub const ARENAS: i32 = 2;
+pub const ARENAS: i32 = 1;
 
 /// Cap glibc's heap arenas at [`ARENAS`], unless `MALLOC_ARENA_MAX` is set (glibc reads it
 /// itself). Call once at daemon start, before the worker threads exist.
