@@ -4,22 +4,21 @@
 //! then pins it locally and records it as held for the cluster; a local pin the user made by hand
 //! is used as is and never removed. Releasing removes only pins this node made for the
 //! cluster; the blocks go at the next `repo gc`. After each round the metrics are refreshed
-//! and pins below target are logged (`replication lag`, at most once a minute per pin).
+//! and pins below target are logged (`replication lag`, paced by [`super::lag`]).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use cid::Cid;
 
 use tokio::task::JoinSet;
 
+use super::lag::LagLog;
 use super::service::{Cluster, PIN_SLOTS};
 use super::status::LocalState;
 use crate::store::pins::PinMode;
 use crate::store::walk::walk_dag_present;
 
-/// Interval between two `replication lag` warnings for one pin.
-const LAG_LOG_EVERY: Duration = Duration::from_secs(60);
 /// Least time between two planning rounds woken by changes; changes arriving meanwhile join
 /// the next round: every round plans over the whole pinset, so one round per finished pin
 /// job would make adding thousands of pins quadratic.
@@ -33,7 +32,7 @@ const FETCH_ROUNDS: usize = 4;
 impl Cluster {
     pub(super) async fn track(self) {
         let interval = self.inner.config.heartbeat_interval();
-        let mut warned: HashMap<String, Instant> = HashMap::new();
+        let mut lag = LagLog::default();
         // Pins planned here wait in this queue and at most PIN_SLOTS jobs run: a task per
         // waiting pin would keep a whole fetch's state alive for each of thousands of pins.
         let mut queue: VecDeque<String> = VecDeque::new();
@@ -75,27 +74,22 @@ impl Cluster {
             let metrics = &self.inner.metrics;
             let core = self.core();
             let mut tally = metrics.begin(core.live_count());
+            let mut round = lag.round(now);
             core.for_each_status(now, |s| {
                 tally.add(metrics, &s);
-                if s.pinned < s.replication_max {
-                    let due = warned
-                        .get(&s.cid)
-                        .is_none_or(|t| now.duration_since(*t) >= LAG_LOG_EVERY);
-                    if due {
-                        tracing::warn!(cid = %s.cid, peers = s.pinned, target = s.replication_max, "replication lag");
-                        warned.insert(s.cid, now);
-                    }
-                } else {
-                    warned.remove(&s.cid);
+                if round.note(&s.cid, s.pinned, s.replication_max) {
+                    tracing::warn!(cid = %s.cid, peers = s.pinned, target = s.replication_max, "replication lag");
                 }
             });
             drop(core);
-            metrics.finish(tally);
-            // A burst of pins is below target while it is being copied: the lag map grew to
-            // one slot per pin, and keeps its table after the pins are all held.
-            if warned.capacity() > 2 * warned.len() + 64 {
-                warned.shrink_to_fit();
+            let more = round.finish();
+            if more > 0 {
+                tracing::warn!(
+                    more,
+                    "replication lag: {more} more pins below target (fs_under_replicated_pins counts them all)"
+                );
             }
+            metrics.finish(tally);
         }
     }
 
