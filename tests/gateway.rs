@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use distribute::car::CarReader;
 use kit::daemon::Daemon;
-use kit::{Node, gen_bytes};
+use kit::{Node, gen_bytes, wait_for};
+
+/// How long a daemon may take to connect to the peer it was bootstrapped from.
+const CONNECT: Duration = Duration::from_secs(120);
 
 const DIR_WITH_FILES: &str = "bafybeihchr7vmgjaasntayyatmp5sv6xza57iy2h4xj7g46bpjij6yhrmy";
 const HELLO: &str = "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4";
@@ -640,6 +643,12 @@ fn content_from_another_daemon_over_bitswap_and_504_when_nobody_has_it() {
         ],
     );
     let gw = d.gateway.clone().unwrap();
+    // The retrieval timeout is for finding and fetching, not for the first connection.
+    wait_for(
+        "the gateway node to connect to the provider",
+        CONNECT,
+        || d.node.run(&["peers"]).stdout.contains(&provider.peer_id),
+    );
     // 3 MiB: streamed, verified block by block on the way.
     let r = get(&format!("{gw}/ipfs/{cid}"));
     assert_eq!(r.status, 200, "{}", r.text());
@@ -760,6 +769,12 @@ fn remote_ranges_listings_and_paths_fetch_only_the_blocks_they_need() {
         ],
     );
     let gw = d.gateway.clone().unwrap();
+    // The retrieval timeout is for finding and fetching, not for the first connection.
+    wait_for(
+        "the gateway node to connect to the provider",
+        CONNECT,
+        || d.node.run(&["peers"]).stdout.contains(&provider.peer_id),
+    );
     let empty = stored_blocks(&d);
 
     // (a) A few bytes in the middle: 206 with those bytes, and only the blocks on the way
