@@ -33,11 +33,16 @@ pub const IDENTIFY_PROTOCOL: &str = "/ipfs/id/1.0.0";
 pub const KAD_MAX_PACKET: usize = 4 << 20;
 /// Connections kept open without streams, so bitswap peers stay reachable between fetches.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
-/// Per-stream yamux receive window: the spec's default, and far below the 1 MiB largest data
-/// frame yamux accepts.
-const YAMUX_WINDOW: u32 = 256 * 1024;
+/// Per-stream yamux receive window. Bitswap sends a peer's blocks on one stream, so the window
+/// is how much can be in flight to us: at the spec's 256 KiB (one full block) the sender waited
+/// for every block to be read before sending the next; 1 MiB fetched 1 GiB over loopback 15 %
+/// faster (206 → 237 MB/s, three interleaved runs each).
+const YAMUX_WINDOW: u32 = 1024 * 1024;
+/// Largest data frame, and the most a stream may buffer, accepted from a peer: above the
+/// window, so a peer filling the window and then closing the stream is not reset.
+const YAMUX_MAX_BUFFER: usize = 2 * 1024 * 1024;
 
-/// Yamux with a fixed 256 KiB stream receive window.
+/// Yamux with a fixed 1 MiB stream receive window.
 ///
 /// libp2p-yamux's default (yamux 0.13) auto-tunes a stream's receive window past 1 MiB on a
 /// fast link, yet closes the whole connection on any data frame over 1 MiB. js-libp2p's yamux
@@ -45,10 +50,11 @@ const YAMUX_WINDOW: u32 = 256 * 1024;
 /// serving blocks grew our window, sent a 1.5 MiB frame, and the connection died with
 /// `FrameTooLarge` mid-transfer, over and over. The fixed window keeps every frame a peer may
 /// send within the limit. libp2p-yamux exposes this only through its older (0.12) settings.
+#[allow(deprecated)]
 fn yamux_config() -> yamux::Config {
     let mut config = yamux::Config::default();
-    #[allow(deprecated)]
     config.set_receive_window_size(YAMUX_WINDOW);
+    config.set_max_buffer_size(YAMUX_MAX_BUFFER);
     config
 }
 
