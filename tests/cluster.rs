@@ -8,7 +8,8 @@ mod kit;
 
 use std::time::{Duration, Instant};
 
-use kit::daemon::{Daemon, free_port, metric};
+use kit::daemon::{Daemon, metric};
+use kit::port::free_port;
 use kit::{Node, gen_bytes, wait_for};
 
 /// Deadline for a cluster condition (transfers, heartbeats and grace periods on a busy box).

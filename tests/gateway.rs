@@ -627,12 +627,9 @@ fn subdomain_mode_redirects_and_serves_by_host() {
     assert_eq!(r.body, b"<html>hi</html>");
 }
 
-#[test]
-fn content_from_another_daemon_over_bitswap_and_504_when_nobody_has_it() {
-    let provider = Daemon::start(Node::new(), &[]);
-    let data = gen_bytes(7, 3 << 20);
-    let file = provider.node.write("big.bin", &data);
-    let cid = provider.node.add(&file, &[]);
+/// A gateway daemon bootstrapped from `provider`, once connected to it: its 60 s retrieval
+/// timeout is for finding and fetching, not for the first connection.
+fn gateway_fetching_from(provider: &Daemon) -> Daemon {
     let bootstrap = format!("--bootstrap={}", provider.addr());
     let d = Daemon::start(
         Node::new(),
@@ -642,13 +639,22 @@ fn content_from_another_daemon_over_bitswap_and_504_when_nobody_has_it() {
             "--retrieval-timeout=60",
         ],
     );
-    let gw = d.gateway.clone().unwrap();
-    // The retrieval timeout is for finding and fetching, not for the first connection.
     wait_for(
         "the gateway node to connect to the provider",
         CONNECT,
         || d.node.run(&["peers"]).stdout.contains(&provider.peer_id),
     );
+    d
+}
+
+#[test]
+fn content_from_another_daemon_over_bitswap_and_504_when_nobody_has_it() {
+    let provider = Daemon::start(Node::new(), &[]);
+    let data = gen_bytes(7, 3 << 20);
+    let file = provider.node.write("big.bin", &data);
+    let cid = provider.node.add(&file, &[]);
+    let d = gateway_fetching_from(&provider);
+    let gw = d.gateway.clone().unwrap();
     // 3 MiB: streamed, verified block by block on the way.
     let r = get(&format!("{gw}/ipfs/{cid}"));
     assert_eq!(r.status, 200, "{}", r.text());
@@ -759,22 +765,8 @@ fn remote_ranges_listings_and_paths_fetch_only_the_blocks_they_need() {
     let inner_file = provider.node.write("inner.bin", &inner);
     let inner_cid = provider.node.add(&inner_file, &["--chunker=size-65536"]);
 
-    let bootstrap = format!("--bootstrap={}", provider.addr());
-    let d = Daemon::start(
-        Node::new(),
-        &[
-            "--gateway=127.0.0.1:0",
-            &bootstrap,
-            "--retrieval-timeout=60",
-        ],
-    );
+    let d = gateway_fetching_from(&provider);
     let gw = d.gateway.clone().unwrap();
-    // The retrieval timeout is for finding and fetching, not for the first connection.
-    wait_for(
-        "the gateway node to connect to the provider",
-        CONNECT,
-        || d.node.run(&["peers"]).stdout.contains(&provider.peer_id),
-    );
     let empty = stored_blocks(&d);
 
     // (a) A few bytes in the middle: 206 with those bytes, and only the blocks on the way

@@ -9,7 +9,8 @@ mod kit;
 
 use std::time::Duration;
 
-use kit::daemon::{Daemon, free_port, metric};
+use kit::daemon::{Daemon, metric};
+use kit::port::free_port;
 use kit::rogue::{Mode, Rogue};
 use kit::{Node, gen_bytes, wait_for};
 

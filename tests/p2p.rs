@@ -12,7 +12,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use distribute::content::cid::{CODEC_RAW, block_cid};
-use kit::daemon::{Daemon, START, free_port, http_get, metric};
+use kit::daemon::{Daemon, START, http_get, metric};
+use kit::port::free_port;
 use kit::rogue::{Mode, Rogue};
 use kit::{Node, gen_bytes, wait_for};
 

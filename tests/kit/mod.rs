@@ -4,6 +4,7 @@
 
 pub mod daemon;
 pub mod netns;
+pub mod port;
 pub mod rogue;
 
 use std::path::PathBuf;

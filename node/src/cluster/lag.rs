@@ -39,6 +39,7 @@ impl LagLog {
     }
 
     /// Pins currently remembered as lagging.
+    #[cfg(test)]
     pub fn lagging(&self) -> usize {
         self.warned.len()
     }

@@ -121,10 +121,8 @@ impl SledStore {
     /// Replace a block's bytes without any check, as disk corruption would.
     #[cfg(test)]
     pub(crate) fn overwrite(&self, mh: &Multihash, data: &[u8]) -> Result<(), StoreError> {
-        let key = mh.to_bytes();
-        self.remove_chunks(&key)?;
-        self.sizes.remove(&key).map_err(sled_err("delete block"))?;
-        self.write(key, data)
+        self.delete_raw(mh)?;
+        self.write(mh.to_bytes(), data)
     }
 
     /// Store a block known to be absent: inline, or chunks first and then the size entry, so
@@ -192,7 +190,7 @@ impl RawBlocks for SledStore {
             self.remove_chunks(&key)?;
             return Ok(false);
         };
-        if old.len() == 8 {
+        if !matches!(decode_entry(mh, &old), Ok((_, Some(_)))) {
             self.remove_chunks(&key)?;
         }
         Ok(true)

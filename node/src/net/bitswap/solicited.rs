@@ -109,6 +109,7 @@ impl<P: Clone + Eq + Hash> Solicited<P> {
     }
 
     /// Asks remembered for `peer` (both generations).
+    #[cfg(test)]
     pub fn remembered(&self, peer: &P) -> usize {
         self.peers
             .get(peer)
