@@ -416,3 +416,40 @@ fn pin_add_through_a_daemon_fetches_the_dag_from_peers() {
     drop(a);
     assert_eq!(b.node.cat(&cid), data);
 }
+
+/// Writes a Kubo-format `swarm.key` whose 32 key bytes are all `byte`.
+fn swarm_key(node: &Node, name: &str, byte: u8) -> String {
+    let hex = format!("{byte:02x}").repeat(32);
+    node.write(
+        name,
+        format!("/key/swarm/psk/1.0.0/\n/base16/\n{hex}\n").as_bytes(),
+    )
+}
+
+/// A private network (`--network-key`): members connect and fetch from each other (TLS over
+/// the pre-shared-key handshake); a node holding another key cannot connect to them.
+#[test]
+fn private_network_members_fetch_and_outsiders_cannot_connect() {
+    let keys = Node::new();
+    let ours = swarm_key(&keys, "swarm.key", 0x5a);
+    let theirs = swarm_key(&keys, "other.key", 0xa5);
+    let a = Daemon::start(Node::new(), &["--network-key", &ours]);
+    let b = Daemon::start(
+        Node::new(),
+        &["--network-key", &ours, "--bootstrap", &a.addr()],
+    );
+    let outsider = Daemon::start(Node::new(), &["--network-key", &theirs]);
+    wait_for("B to connect to A", START, || {
+        peers_of(&b).contains(&a.peer_id)
+    });
+
+    let data = gen_bytes(23, 3 << 20);
+    let cid = a.node.add(&a.node.write("private.bin", &data), &[]);
+    let fetched = b.node.run(&["cat", &cid]).ok().raw_stdout;
+    assert!(fetched == data, "B fetched {} bytes", fetched.len());
+
+    let refused = outsider.node.run(&["swarm", "connect", &a.addr()]).fails();
+    assert!(!refused.stderr.is_empty(), "no reason given");
+    assert!(!peers_of(&outsider).contains(&a.peer_id));
+    assert!(!peers_of(&a).contains(&outsider.peer_id));
+}

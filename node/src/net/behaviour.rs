@@ -5,7 +5,9 @@
 //! packets large enough for Go and JS peers, AutoNAT, the relay client, DCUtR hole punching,
 //! and `libp2p-stream`, over which [`super::bitswap::service`] speaks Bitswap. [`build_swarm`]
 //! picks the transports: TCP + QUIC normally, TCP with a pre-shared key (Kubo's `swarm.key`
-//! format) for a private network. Only [`super::event_loop::EventLoop`] drives the swarm.
+//! format) for a private network; TCP and relayed connections are secured with TLS, or Noise
+//! for peers without it ([`super::security`]). Only [`super::event_loop::EventLoop`] drives the
+//! swarm.
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -17,11 +19,12 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
     StreamProtocol, Swarm, SwarmBuilder, Transport, autonat, connection_limits, dcutr, identify,
-    kad, mdns, memory_connection_limits, noise, ping, relay, tcp, yamux,
+    kad, mdns, memory_connection_limits, ping, relay, tcp, yamux,
 };
 
 use super::NetError;
 use super::records::ProviderStore;
+use super::security::tls_then_noise;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -161,14 +164,14 @@ pub fn build_swarm(key: Keypair, opts: &SwarmOptions) -> Result<Swarm<Behaviour>
             .with_tokio()
             .with_tcp(
                 tcp::Config::default().nodelay(true),
-                noise::Config::new,
+                tls_then_noise,
                 yamux_config,
             )
             .map_err(|e| err("tcp")(&e))?
             .with_quic()
             .with_dns()
             .map_err(|e| err("dns")(&e))?
-            .with_relay_client(noise::Config::new, yamux_config)
+            .with_relay_client(tls_then_noise, yamux_config)
             .map_err(|e| err("relay")(&e))?
             .with_behaviour(|key, relay| {
                 behaviour(key, relay, opts).map_err(|e| -> BoxError { Box::new(e) })
@@ -179,19 +182,19 @@ pub fn build_swarm(key: Keypair, opts: &SwarmOptions) -> Result<Swarm<Behaviour>
         Some(psk) => SwarmBuilder::with_existing_identity(key)
             .with_tokio()
             .with_other_transport(|key| {
-                let noise = noise::Config::new(key).map_err(|e| -> BoxError { Box::new(e) })?;
+                let security = tls_then_noise(key).map_err(|e| -> BoxError { Box::new(e) })?;
                 Ok::<_, BoxError>(
                     tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
                         .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
                         .upgrade(upgrade::Version::V1Lazy)
-                        .authenticate(noise)
+                        .authenticate(security)
                         .multiplex(yamux_config()),
                 )
             })
             .map_err(|e| err("pnet tcp")(&e))?
             .with_dns()
             .map_err(|e| err("dns")(&e))?
-            .with_relay_client(noise::Config::new, yamux_config)
+            .with_relay_client(tls_then_noise, yamux_config)
             .map_err(|e| err("relay")(&e))?
             .with_behaviour(|key, relay| {
                 behaviour(key, relay, opts).map_err(|e| -> BoxError { Box::new(e) })

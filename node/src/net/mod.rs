@@ -6,6 +6,8 @@
 //! - [`event_loop`]: [`event_loop::EventLoop`] owns the `Swarm` and nothing else touches it;
 //!   one `tokio::select!` over swarm events and [`client::Client`] commands.
 //! - [`client`]: the cloneable handle the daemon and bitswap use to ask the loop for things.
+//! - [`security`]: the handshakes offered (TLS, then Noise); [`tls`]: libp2p TLS with the
+//!   cipher suites ordered for the CPU.
 //! - [`identity`]: the persistent keypair; [`config`]: listen addresses, network key.
 //! - [`records`]: the Kademlia record store (our own provider keys kept apart from the
 //!   bounded store of other peers' records).
@@ -20,6 +22,8 @@ pub mod config;
 pub mod event_loop;
 pub mod identity;
 pub mod records;
+pub mod security;
+pub mod tls;
 
 use std::path::PathBuf;
 
