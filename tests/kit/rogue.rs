@@ -179,7 +179,9 @@ async fn serve(
                 if want.want_type == WantType::Block && mode == Mode::Corrupt {
                     reply.blocks.push(Block {
                         cid: want.cid,
-                        data: format!("corrupt bytes standing in for {}", want.cid).into_bytes(),
+                        data: format!("corrupt bytes standing in for {}", want.cid)
+                            .into_bytes()
+                            .into(),
                     });
                 }
             }

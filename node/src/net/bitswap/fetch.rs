@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use cid::Cid;
 use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot};
@@ -303,7 +304,7 @@ impl Bitswap {
     /// fetch, sort their children into those the store lacks and those it has.
     fn store_job(
         &self,
-        blocks: Vec<(Cid, Vec<u8>)>,
+        blocks: Vec<(Cid, Bytes)>,
         depth: Depth,
     ) -> impl FnOnce() -> Result<Stored, StoreFailure> + Send + 'static {
         let store = Arc::clone(&self.inner.store);

@@ -507,7 +507,7 @@ impl<P: Clone + Eq + Hash + Ord> Server<P> {
                     ledger.stats.bytes_sent += d.len() as u64;
                     message.blocks.push(Block {
                         cid: want.cid,
-                        data: d,
+                        data: d.into(),
                     });
                 }
                 _ if want.send_dont_have && version.supports_have() => {

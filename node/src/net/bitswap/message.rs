@@ -20,6 +20,7 @@
 //! [`Message::rejected`], so one bad block does not cost the peer its whole message. Decoding
 //! never panics, and allocation is bounded by [`MAX_MESSAGE_SIZE`] and [`MAX_ITEMS`].
 
+use bytes::Bytes;
 use cid::Cid;
 use thiserror::Error;
 
@@ -151,7 +152,8 @@ pub struct BlockPresence {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
     pub cid: Cid,
-    pub data: Vec<u8>,
+    /// Shared, so a decoded block can be a slice of the frame it arrived in.
+    pub data: Bytes,
 }
 
 /// An item dropped while decoding; the rest of the message is still used.
@@ -222,24 +224,41 @@ impl Message {
     /// care check [`ProtocolVersion::supports_have`] and [`ProtocolVersion::can_express`]
     /// first.
     pub fn encode(&self, version: ProtocolVersion) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.size_hint());
+        self.encode_into(&mut out, version);
+        out
+    }
+
+    /// Roughly the encoded size (at least it for blocks), so one allocation holds a message of
+    /// blocks: growing a buffer to 256 KiB and beyond copies everything written so far again.
+    fn size_hint(&self) -> usize {
+        const ITEM_OVERHEAD: usize = 96;
+        let blocks: usize = self
+            .blocks
+            .iter()
+            .map(|b| b.data.len() + ITEM_OVERHEAD)
+            .sum();
+        blocks + (self.wantlist.len() + self.presences.len() + 1) * ITEM_OVERHEAD
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>, version: ProtocolVersion) {
         let wantlist = self.encode_wantlist(version);
         if !wantlist.is_empty() {
-            put_bytes_field(&mut out, 1, &wantlist);
+            put_bytes_field(out, 1, &wantlist);
         }
         for block in &self.blocks {
             if !version.supports_payload() {
                 if version.can_express(&block.cid) {
-                    put_bytes_field(&mut out, 2, &block.data);
+                    put_bytes_field(out, 2, &block.data);
                 }
                 continue;
             }
             let prefix = CidPrefix::of(&block.cid).to_bytes();
             let len = proto::bytes_field_len(prefix.len()) + bytes_len(block.data.len());
-            put_tag(&mut out, 3, proto::WIRE_LEN);
-            put_varint(&mut out, len as u64);
-            put_bytes_field(&mut out, 1, &prefix);
-            put_bytes_field(&mut out, 2, &block.data);
+            put_tag(out, 3, proto::WIRE_LEN);
+            put_varint(out, len as u64);
+            put_bytes_field(out, 1, &prefix);
+            put_bytes_field(out, 2, &block.data);
         }
         if version.supports_have() {
             for p in &self.presences {
@@ -248,13 +267,12 @@ impl Message {
                 if p.presence == PresenceType::DontHave {
                     put_varint_field(&mut inner, 2, 1);
                 }
-                put_bytes_field(&mut out, 4, &inner);
+                put_bytes_field(out, 4, &inner);
             }
             if self.pending_bytes != 0 {
-                put_varint_field(&mut out, 5, int32_to_wire(self.pending_bytes));
+                put_varint_field(out, 5, int32_to_wire(self.pending_bytes));
             }
         }
-        out
     }
 
     fn encode_wantlist(&self, version: ProtocolVersion) -> Vec<u8> {
@@ -292,6 +310,17 @@ impl Message {
 
     /// Decode one message (without its length prefix) from any protocol version.
     pub fn decode(bytes: &[u8]) -> Result<Self, MessageError> {
+        Self::decode_with(bytes, &|data| Bytes::copy_from_slice(data))
+    }
+
+    /// [`Message::decode`] of a frame body already in a shared buffer: block data are slices of
+    /// `frame`, not copies.
+    pub fn decode_shared(frame: &Bytes) -> Result<Self, MessageError> {
+        Self::decode_with(frame, &|data| frame.slice_ref(data))
+    }
+
+    /// Decoding, with `own` turning a block's bytes (borrowed from `bytes`) into block data.
+    fn decode_with(bytes: &[u8], own: &dyn Fn(&[u8]) -> Bytes) -> Result<Self, MessageError> {
         if bytes.len() > MAX_MESSAGE_SIZE {
             return Err(MessageError::TooLarge { len: bytes.len() });
         }
@@ -306,13 +335,13 @@ impl Message {
                     } else {
                         Ok(Block {
                             cid: block_cid(CODEC_DAG_PB, 0, data),
-                            data: data.to_vec(),
+                            data: own(data),
                         })
                     };
                     msg.keep_block(block);
                 }
                 Field::Bytes(3, payload) => {
-                    let block = decode_payload(payload)?;
+                    let block = decode_payload(payload, own)?;
                     msg.keep_block(block);
                 }
                 Field::Bytes(4, presence) => {
@@ -401,15 +430,36 @@ fn bytes_len(len: usize) -> usize {
 
 /// Encode `msg` for `version` with its length prefix, refusing anything over
 /// [`MAX_MESSAGE_SIZE`] (which the peer would refuse too).
-pub fn encode_framed(msg: &Message, version: ProtocolVersion) -> Result<Vec<u8>, MessageError> {
-    let body = msg.encode(version);
-    if body.len() > MAX_MESSAGE_SIZE {
-        return Err(MessageError::TooLarge { len: body.len() });
+pub fn encode_framed(msg: &Message, version: ProtocolVersion) -> Result<Frame, MessageError> {
+    // The body is encoded after room for the longest prefix; the real prefix is then written
+    // just before the body, so the frame is one buffer and the body is never copied again.
+    let mut buf = Vec::with_capacity(MAX_PREFIX_LEN + msg.size_hint());
+    buf.resize(MAX_PREFIX_LEN, 0);
+    msg.encode_into(&mut buf, version);
+    let len = buf.len() - MAX_PREFIX_LEN;
+    if len > MAX_MESSAGE_SIZE {
+        return Err(MessageError::TooLarge { len });
     }
-    let mut out = Vec::with_capacity(varint_len(body.len() as u64) + body.len());
-    put_varint(&mut out, body.len() as u64);
-    out.extend_from_slice(&body);
-    Ok(out)
+    let mut prefix = Vec::with_capacity(MAX_PREFIX_LEN);
+    put_varint(&mut prefix, len as u64);
+    let start = MAX_PREFIX_LEN - prefix.len();
+    buf[start..MAX_PREFIX_LEN].copy_from_slice(&prefix);
+    Ok(Frame { buf, start })
+}
+
+/// One length-prefixed message, ready to write: derefs to the frame's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl std::ops::Deref for Frame {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
 }
 
 /// Read a frame's length prefix: `(prefix length, body length)`, or `None` if `buf` does
@@ -512,7 +562,10 @@ fn decode_entry(bytes: &[u8]) -> Result<Result<WantlistEntry, ItemError>, Messag
     )
 }
 
-fn decode_payload(bytes: &[u8]) -> Result<Result<Block, ItemError>, MessageError> {
+fn decode_payload(
+    bytes: &[u8],
+    own: &dyn Fn(&[u8]) -> Bytes,
+) -> Result<Result<Block, ItemError>, MessageError> {
     let mut reader = Reader::new(bytes);
     let mut prefix = None;
     let mut data: &[u8] = &[];
@@ -531,7 +584,7 @@ fn decode_payload(bytes: &[u8]) -> Result<Result<Block, ItemError>, MessageError
     let cid = CidPrefix::parse(prefix).and_then(|p| p.cid_for(data));
     Ok(cid.map_err(ItemError::from).map(|cid| Block {
         cid,
-        data: data.to_vec(),
+        data: own(data),
     }))
 }
 

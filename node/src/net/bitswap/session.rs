@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use cid::Cid;
 
 use super::message::{Message, PresenceType, ProtocolVersion, WantType, WantlistEntry};
@@ -78,7 +79,7 @@ pub enum Action<P> {
     /// Tell `peer` we no longer want these CIDs.
     SendCancels { peer: P, cids: Vec<Cid> },
     /// A wanted block arrived from `peer` and matches its CID.
-    Deliver { cid: Cid, data: Vec<u8>, peer: P },
+    Deliver { cid: Cid, data: Bytes, peer: P },
     /// The session gave up on a CID.
     Failed { cid: Cid, reason: FailReason },
     /// No connected peer can supply `cid`: look up providers and [`Session::add_peer`] them.
@@ -418,7 +419,7 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
 
     /// A block from `peer`: delivered if wanted and valid; if corrupt, the peer gets a strike
     /// and the CID is fetched elsewhere. Unwanted blocks are ignored.
-    pub fn on_block(&mut self, peer: &P, cid: Cid, data: Vec<u8>, now: Instant) {
+    pub fn on_block(&mut self, peer: &P, cid: Cid, data: Bytes, now: Instant) {
         if !self.wants.contains_key(&cid) {
             return;
         }
@@ -432,7 +433,7 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
     }
 
     /// Deliver a block whose data is known to match `cid`, if wanted.
-    fn accept_block(&mut self, peer: &P, cid: Cid, data: Vec<u8>, now: Instant) {
+    fn accept_block(&mut self, peer: &P, cid: Cid, data: Bytes, now: Instant) {
         let Some(state) = self.wants.get(&cid) else {
             return;
         };

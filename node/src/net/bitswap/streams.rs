@@ -1,22 +1,22 @@
 //! Bitswap over `libp2p-stream` streams: reading length-prefixed messages from inbound
-//! streams (bounded by [`MAX_MESSAGE_SIZE`]) and a writer task per peer that opens an
+//! streams (bounded by [`super::message::MAX_MESSAGE_SIZE`]) and a writer task per peer that opens an
 //! outbound stream, newest protocol version first, and writes the messages it is handed.
 //! No state machines here, only bytes on streams; see [`super::service`] for the logic.
 
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt};
+use bytes::BytesMut;
+use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
 use tokio::sync::mpsc;
 
-use super::message::{
-    MAX_MESSAGE_SIZE, Message, MessageError, ProtocolVersion, encode_framed, frame_header,
-};
+use super::message::{Message, MessageError, ProtocolVersion, encode_framed, frame_header};
 
 /// How long opening an outbound stream (dial included) may take.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long writing one message may take before the stream is considered dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much is read at a time while a frame's length prefix is not known yet.
 const READ_CHUNK: usize = 64 << 10;
 
 /// Why reading a stream stopped.
@@ -29,42 +29,51 @@ pub enum ReadError {
 }
 
 /// Reads framed messages off one inbound stream, never buffering more than one frame.
-pub struct FrameReader {
-    stream: Stream,
-    buf: Vec<u8>,
+///
+/// Bytes are read straight into the frame buffer (no staging chunk), and once a frame's
+/// length is known the buffer is sized for exactly that frame, so a 256 KiB block is neither
+/// regrown nor read past. The finished frame is split off as shared bytes, and the decoded
+/// blocks are slices of it.
+pub struct FrameReader<S = Stream> {
+    stream: S,
+    buf: BytesMut,
+    /// How much of `buf` holds bytes read (the rest is room to read into).
+    filled: usize,
 }
 
-impl FrameReader {
-    pub fn new(stream: Stream) -> Self {
+impl<S: AsyncRead + Unpin> FrameReader<S> {
+    pub fn new(stream: S) -> Self {
         Self {
             stream,
-            buf: Vec::new(),
+            buf: BytesMut::new(),
+            filled: 0,
         }
     }
 
     /// The next message, or `None` at a clean end of stream.
     pub async fn next(&mut self) -> Result<Option<Message>, ReadError> {
-        let mut chunk = vec![0u8; READ_CHUNK];
         loop {
-            if let Some((head, len)) = frame_header(&self.buf)?
-                && self.buf.len() >= head + len
-            {
-                let msg = Message::decode(&self.buf[head..head + len])?;
-                self.buf.drain(..head + len);
-                return Ok(Some(msg));
-            }
-            // Never read past the frame we are in: at most one frame plus a chunk buffered.
-            if self.buf.len() > MAX_MESSAGE_SIZE + 16 {
-                return Err(MessageError::TooLarge {
-                    len: self.buf.len(),
+            let want = match frame_header(&self.buf[..self.filled])? {
+                Some((head, len)) if self.filled >= head + len => {
+                    let mut frame = self.buf.split_to(head + len);
+                    self.filled -= head + len;
+                    let body = frame.split_off(head).freeze();
+                    return Ok(Some(Message::decode_shared(&body)?));
                 }
-                .into());
+                // frame_header refuses lengths over MAX_MESSAGE_SIZE, so this is bounded.
+                Some((head, len)) => head + len,
+                None => self.filled + READ_CHUNK,
+            };
+            if self.buf.len() < want {
+                // Only the bytes read move if the buffer must be reallocated.
+                self.buf.truncate(self.filled);
+                self.buf.resize(want, 0);
             }
-            let n = self.stream.read(&mut chunk).await?;
+            let n = self.stream.read(&mut self.buf[self.filled..want]).await?;
             if n == 0 {
                 return Ok(None);
             }
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.filled += n;
         }
     }
 }

@@ -2,6 +2,7 @@
 //! every field for every version, framing across buffer boundaries, and thousands of
 //! malformed inputs that must never panic.
 
+use bytes::Bytes;
 use cid::Cid;
 use multihash::Multihash;
 
@@ -32,7 +33,7 @@ fn wrap(field: u8, inner: &[u8]) -> Vec<u8> {
 fn block(codec: u64, data: &[u8]) -> Block {
     Block {
         cid: block_cid(codec, 1, data),
-        data: data.to_vec(),
+        data: Bytes::copy_from_slice(data),
     }
 }
 
@@ -52,13 +53,13 @@ fn every_field() -> Message {
         blocks: vec![
             Block {
                 cid: block_cid(CODEC_DAG_PB, 0, b"v0 data"),
-                data: b"v0 data".to_vec(),
+                data: Bytes::from_static(b"v0 data"),
             },
             block(CODEC_RAW, b"raw data"),
             block(CODEC_RAW, b""),
             Block {
                 cid: inline,
-                data: b"tiny".to_vec(),
+                data: Bytes::from_static(b"tiny"),
             },
         ],
         presences: vec![
@@ -249,7 +250,7 @@ fn framing_survives_any_split() {
     ];
     let mut stream = Vec::new();
     for m in &messages {
-        stream.extend(encode_framed(m, ProtocolVersion::V1_2_0).unwrap());
+        stream.extend_from_slice(&encode_framed(m, ProtocolVersion::V1_2_0).unwrap());
     }
     for chunk in [1, 2, 3, 7, 64, 1000, stream.len()] {
         let mut buf = Vec::new();
@@ -397,7 +398,7 @@ fn mutated_inputs_never_panic() {
     let full = every_field();
     let mut seeds: Vec<Vec<u8>> = ProtocolVersion::ALL
         .iter()
-        .map(|v| encode_framed(&full, *v).unwrap())
+        .map(|v| encode_framed(&full, *v).unwrap().to_vec())
         .collect();
     seeds.push(full.encode(ProtocolVersion::V1_2_0));
     for cut in 0..seeds[0].len() {
@@ -425,4 +426,31 @@ fn mutated_inputs_never_panic() {
         accepted > 200,
         "mutations should often stay decodable ({accepted})"
     );
+}
+
+/// The frame is the body's varint length then the body, whatever the prefix's length (1 to 4
+/// bytes here), and the same bytes as encoding the body on its own.
+#[test]
+fn frame_is_varint_length_then_body_for_every_prefix_length() {
+    for size in [0, 1, 90, 120, 16_300, 16_400, 300_000, MAX_BLOCK_SIZE] {
+        let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+        let msg = Message {
+            blocks: vec![Block {
+                cid: block_cid(CODEC_RAW, 1, &data),
+                data: data.into(),
+            }],
+            ..Message::default()
+        };
+        for version in ProtocolVersion::ALL {
+            let body = msg.encode(version);
+            let mut expected = Vec::new();
+            crate::content::proto::put_varint(&mut expected, body.len() as u64);
+            expected.extend_from_slice(&body);
+            assert_eq!(
+                &*encode_framed(&msg, version).unwrap(),
+                &expected[..],
+                "{size} {version:?}"
+            );
+        }
+    }
 }

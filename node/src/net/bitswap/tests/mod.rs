@@ -3,3 +3,4 @@
 mod ledger;
 mod message;
 mod session;
+mod streams;

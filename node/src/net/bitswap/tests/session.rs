@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use cid::Cid;
 use multihash::Multihash;
 
@@ -16,8 +17,8 @@ use crate::net::bitswap::session::{Action, FailReason, Session, SessionConfig, S
 const V12: ProtocolVersion = ProtocolVersion::V1_2_0;
 const MS: Duration = Duration::from_millis(1);
 
-fn data(i: usize) -> Vec<u8> {
-    format!("block number {i}").into_bytes()
+fn data(i: usize) -> Bytes {
+    format!("block number {i}").into_bytes().into()
 }
 
 fn cid(i: usize) -> Cid {
@@ -122,7 +123,7 @@ fn corrupt_block_earns_a_strike_and_is_fetched_elsewhere() {
         ..SessionConfig::default()
     };
     let (mut s, t) = two_haves(config);
-    s.on_block(&"a", cid(0), b"forged".to_vec(), t + MS);
+    s.on_block(&"a", cid(0), Bytes::from_static(b"forged"), t + MS);
     let actions = s.drain_actions();
     assert!(
         delivered(&actions).is_empty(),
@@ -137,7 +138,12 @@ fn corrupt_block_earns_a_strike_and_is_fetched_elsewhere() {
     s.want(cid(1), t).unwrap();
     s.on_have(&"a", &cid(1), t + MS);
     s.drain_actions();
-    s.on_block(&"a", cid(1), b"forged again".to_vec(), t + 2 * MS);
+    s.on_block(
+        &"a",
+        cid(1),
+        Bytes::from_static(b"forged again"),
+        t + 2 * MS,
+    );
     assert!(s.is_excluded(&"a"));
     s.add_peer("a", V12, t + 3 * MS);
     assert!(s.peer(&"a").is_none());
