@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use bytes::Bytes;
 use cid::Cid;
 use futures::StreamExt;
 use libp2p::{PeerId, StreamProtocol};
@@ -182,29 +183,58 @@ async fn accept_loop(
 ) {
     while let Some((peer, stream)) = incoming.next().await {
         let tx = tx.clone();
-        tokio::spawn(async move {
-            let mut reader = FrameReader::new(stream);
-            loop {
-                match reader.next().await {
-                    Ok(Some(message)) => {
-                        let input = Input::Inbound {
-                            peer,
-                            version,
-                            message,
-                        };
-                        if tx.send(input).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(None) => return,
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "closing an inbound bitswap stream");
-                        return;
-                    }
+        tokio::spawn(read_stream(peer, stream, version, tx));
+    }
+}
+
+/// Reads one inbound stream. Frames are decoded (and their blocks hashed) by a second task
+/// while the next frame is read, so the peer's sending is not held up by our hashing: with
+/// both in one loop, the stream's receive window filled while a message of blocks was being
+/// verified, and the sender sat idle.
+async fn read_stream(
+    peer: PeerId,
+    stream: libp2p::Stream,
+    version: ProtocolVersion,
+    tx: mpsc::Sender<Input>,
+) {
+    // One frame read ahead of the one being decoded: at most three frames held per stream.
+    let (frames_tx, mut frames_rx) = mpsc::channel::<Bytes>(1);
+    let decoder = tokio::spawn(async move {
+        while let Some(frame) = frames_rx.recv().await {
+            let message = match Message::decode_shared(&frame) {
+                Ok(message) => message,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "closing an inbound bitswap stream");
+                    return;
+                }
+            };
+            let input = Input::Inbound {
+                peer,
+                version,
+                message,
+            };
+            if tx.send(input).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut reader = FrameReader::new(stream);
+    loop {
+        match reader.next_frame().await {
+            Ok(Some(frame)) => {
+                if frames_tx.send(frame).await.is_err() {
+                    break; // the decoder stopped: bad message or shutting down
                 }
             }
-        });
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "closing an inbound bitswap stream");
+                break;
+            }
+        }
     }
+    drop(frames_tx);
+    let _ = decoder.await;
 }
 
 struct Actor {

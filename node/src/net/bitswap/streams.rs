@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
 use tokio::sync::mpsc;
@@ -52,13 +52,20 @@ impl<S: AsyncRead + Unpin> FrameReader<S> {
 
     /// The next message, or `None` at a clean end of stream.
     pub async fn next(&mut self) -> Result<Option<Message>, ReadError> {
+        match self.next_frame().await? {
+            Some(body) => Ok(Some(Message::decode_shared(&body)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The next frame's body, undecoded, or `None` at a clean end of stream.
+    pub async fn next_frame(&mut self) -> Result<Option<Bytes>, ReadError> {
         loop {
             let want = match frame_header(&self.buf[..self.filled])? {
                 Some((head, len)) if self.filled >= head + len => {
                     let mut frame = self.buf.split_to(head + len);
                     self.filled -= head + len;
-                    let body = frame.split_off(head).freeze();
-                    return Ok(Some(Message::decode_shared(&body)?));
+                    return Ok(Some(frame.split_off(head).freeze()));
                 }
                 // frame_header refuses lengths over MAX_MESSAGE_SIZE, so this is bounded.
                 Some((head, len)) => head + len,
