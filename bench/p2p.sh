@@ -134,7 +134,7 @@ if [[ $parts == *2* ]]; then
 log "DHT lookups: $nodes in-process nodes, $lookups lookups"
 printf '\n### 2. Provider lookup latency: %s nodes on loopback (%s cores), %s lookups\n\n' "$nodes" "$(nproc)" "$lookups"
 "$examples/dht_lookup" --nodes "$nodes" --lookups "$lookups"
-printf "\nEach node is the daemon's own swarm and event loop (TCP, Noise, Yamux, identify, kad /ipfs/kad/1.0.0,\n"
+printf "\nEach node is the daemon's own swarm and event loop (TCP, TLS, Yamux, identify, kad /ipfs/kad/1.0.0,\n"
 printf 'k = 20) in one process; each key is announced by one random node and looked up once by another.\n'
 
 fi
