@@ -2,8 +2,8 @@
 //!
 //! Starts `--nodes` in-process nodes, each the node's own swarm and event loop
 //! (`distribute::net::new`: TCP + QUIC, TLS (Noise for peers without it), Yamux, identify,
-//! kad `/ipfs/kad/1.0.0`) on 127.0.0.1. Node 0 is the bootstrap peer; every other node dials it and one earlier node,
-//! then runs a Kademlia bootstrap, as a daemon started with `--bootstrap` does. Then
+//! kad `/ipfs/kad/1.0.0`) on 127.0.0.1. Node 0 is the bootstrap peer; every other node dials
+//! it and one earlier node, then runs a Kademlia bootstrap, as a daemon started with `--bootstrap` does. Then
 //! `--lookups` random keys are announced (`start_providing`) each by a random node, and each
 //! is looked up once by another random node. Prints one Markdown table: time to the first
 //! provider and to the end of the query, p50 / p90 / p99 / max.
