@@ -4,7 +4,10 @@
 //! Creating one file per 256 KiB block cost most of an add's time on ext4 (inode allocation in
 //! `ext4_create`), so blocks are appended to `<dir>/NNNNNNNN.pack` instead, a new pack starting
 //! once the current one would pass [`PACK_LIMIT`]. The [`INDEX_TREE`] maps a multihash to a
-//! [`Location`] (pack number, offset, length; 16 bytes). Appends are serialized by one mutex
+//! [`Location`] (pack number, offset, length, CRC-32 of the bytes; 20 bytes, or 16 without the
+//! checksum in repos written before it, whose blocks are hashed on every read instead). Reads
+//! check the checksum ([`super::Integrity`]); [`Blockstore::get`](super::Blockstore::get) takes
+//! an intact one for its hash check, scrubs and `repo verify` hash regardless. Appends are serialized by one mutex
 //! over the current pack and its length; reads are positional reads through a small cache of
 //! open pack files, so they never wait on writers.
 //!
@@ -13,9 +16,9 @@
 //! entry is only ever durable after its bytes. A killed process leaves at worst a partial
 //! append at the end of a pack, which nothing points at and the next append follows. Should
 //! power loss leave an entry pointing past the end of a pack or at the wrong bytes, a read
-//! returns what is there (never more than [`MAX_BLOCK_SIZE`]) and
-//! [`Blockstore::get`](super::Blockstore::get) finds the hash wrong, deletes the entry and
-//! reports the block corrupt. A delete only removes the index entry: the bytes stay in their
+//! returns what is there (never more than [`MAX_BLOCK_SIZE`]), the checksum (or the hash) is
+//! wrong, and [`Blockstore::get`](super::Blockstore::get) deletes the entry and reports the
+//! block corrupt. A delete only removes the index entry: the bytes stay in their
 //! pack as dead space until [`PackStore::compact`] (in [`compact`]) rewrites the live blocks of
 //! mostly dead packs and deletes those files. One process uses a store at a time (the repo lock
 //! sees to it).
@@ -34,7 +37,7 @@ use ::sled::{Db, IVec, Tree};
 pub use compact::CompactReport;
 
 use super::sled::{multihash_keys, sled_err};
-use super::{Keys, MAX_BLOCK_SIZE, Multihash, RawBlocks, StoreError, StoreStat};
+use super::{Integrity, Keys, MAX_BLOCK_SIZE, Multihash, RawBlocks, StoreError, StoreStat};
 
 /// Name of the tree mapping multihashes to their [`Location`].
 pub const INDEX_TREE: &str = "pack_index";
@@ -44,35 +47,56 @@ const EXTENSION: &str = "pack";
 /// Open pack files kept for reading.
 const READERS: usize = 8;
 
-/// Where a block's bytes are: `len` bytes at `offset` in pack `pack`.
+/// Where a block's bytes are: `len` bytes at `offset` in pack `pack`, and their CRC-32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Location {
     pub pack: u32,
     pub offset: u64,
     pub len: u32,
+    /// CRC-32 (IEEE) of the bytes, written with them; `None` in entries from before checksums
+    /// (16-byte records), whose reads are checked by hash only.
+    pub crc: Option<u32>,
 }
 
 impl Location {
-    const WIDTH: usize = 16;
+    /// Record width without, and with, the checksum.
+    const LEGACY_WIDTH: usize = 16;
+    const WIDTH: usize = 20;
 
-    fn encode(self) -> [u8; Self::WIDTH] {
-        let mut out = [0; Self::WIDTH];
-        out[..4].copy_from_slice(&self.pack.to_be_bytes());
-        out[4..12].copy_from_slice(&self.offset.to_be_bytes());
-        out[12..].copy_from_slice(&self.len.to_be_bytes());
+    fn encode(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::WIDTH);
+        out.extend_from_slice(&self.pack.to_be_bytes());
+        out.extend_from_slice(&self.offset.to_be_bytes());
+        out.extend_from_slice(&self.len.to_be_bytes());
+        if let Some(crc) = self.crc {
+            out.extend_from_slice(&crc.to_be_bytes());
+        }
         out
     }
 
-    /// `None` for a record of the wrong width.
+    /// `None` for a record of neither width.
     fn decode(value: &[u8]) -> Option<Self> {
-        let record: &[u8; Self::WIDTH] = value.try_into().ok()?;
-        let (pack, rest) = record.split_at(4);
-        let (offset, len) = rest.split_at(8);
+        if value.len() != Self::LEGACY_WIDTH && value.len() != Self::WIDTH {
+            return None;
+        }
+        let word = |at: usize| -> Option<[u8; 4]> { value.get(at..at + 4)?.try_into().ok() };
         Some(Self {
-            pack: u32::from_be_bytes(pack.try_into().ok()?),
-            offset: u64::from_be_bytes(offset.try_into().ok()?),
-            len: u32::from_be_bytes(len.try_into().ok()?),
+            pack: u32::from_be_bytes(word(0)?),
+            offset: u64::from_be_bytes(value.get(4..12)?.try_into().ok()?),
+            len: u32::from_be_bytes(word(12)?),
+            crc: word(16).map(u32::from_be_bytes),
         })
+    }
+
+    /// What the checksum says of `data` read from here.
+    fn integrity(self, data: &[u8]) -> Integrity {
+        match self.crc {
+            None => Integrity::Unknown,
+            Some(crc) if data.len() == self.len as usize && crc32fast::hash(data) == crc => {
+                Integrity::Intact
+            }
+            Some(_) => Integrity::Damaged,
+        }
     }
 }
 
@@ -209,8 +233,14 @@ impl PackStore {
             .map_err(|e| StoreError::io("open pack", path, e))
     }
 
-    /// Append `data` to the current pack (rotating first if it is full) and return where.
-    fn append(&self, writer: &mut Writer, data: &[u8]) -> Result<Location, StoreError> {
+    /// Append `data`, whose checksum is `crc`, to the current pack (rotating first if it is
+    /// full) and return where.
+    fn append(
+        &self,
+        writer: &mut Writer,
+        data: &[u8],
+        crc: Option<u32>,
+    ) -> Result<Location, StoreError> {
         let len = u32::try_from(data.len()).map_err(|_| {
             StoreError::io(
                 "append to",
@@ -239,6 +269,7 @@ impl PackStore {
             pack: writer.number,
             offset,
             len,
+            crc,
         })
     }
 
@@ -316,20 +347,26 @@ impl RawBlocks for PackStore {
         if self.has_raw(mh)? {
             return Ok(());
         }
+        // Outside the lock: puts of different blocks checksum in parallel.
+        let crc = crc32fast::hash(data);
         let mut writer = lock(&self.writer);
         // Another thread may have stored the same block while this one waited.
         if self.has_raw(mh)? {
             return Ok(());
         }
-        let at = self.append(&mut writer, data)?;
+        let at = self.append(&mut writer, data, Some(crc))?;
         // Bytes first: the entry never points at an append that has not happened.
         self.index
-            .insert(key, &at.encode())
+            .insert(key, at.encode())
             .map_err(sled_err("write index"))?;
         Ok(())
     }
 
     fn get_raw(&self, mh: &Multihash) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get_checked(mh)?.map(|(data, _)| data))
+    }
+
+    fn get_checked(&self, mh: &Multihash) -> Result<Option<(Vec<u8>, Integrity)>, StoreError> {
         let _guard = self.removal.read().unwrap_or_else(PoisonError::into_inner);
         let Some(value) = self
             .index
@@ -339,9 +376,13 @@ impl RawBlocks for PackStore {
             return Ok(None);
         };
         match Location::decode(&value) {
-            Some(at) => self.read(at).map(Some),
+            Some(at) => {
+                let data = self.read(at)?;
+                let integrity = at.integrity(&data);
+                Ok(Some((data, integrity)))
+            }
             // A damaged entry: no bytes, which the hash check reports and removes.
-            None => Ok(Some(Vec::new())),
+            None => Ok(Some((Vec::new(), Integrity::Unknown))),
         }
     }
 

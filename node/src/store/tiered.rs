@@ -15,7 +15,7 @@ use std::path::Path;
 use super::flatfs::FlatFsStore;
 use super::pack::PackStore;
 use super::sled::SledStore;
-use super::{Keys, Multihash, RawBlocks, StoreError, StoreStat};
+use super::{Integrity, Keys, Multihash, RawBlocks, StoreError, StoreStat};
 
 /// Largest block kept inside sled.
 pub const INLINE_LIMIT: usize = 64 * 1024;
@@ -90,6 +90,13 @@ impl RawBlocks for TieredStore {
         match self.small.get_raw(mh)? {
             Some(data) => Ok(Some(data)),
             None => self.large.get_raw(mh),
+        }
+    }
+
+    fn get_checked(&self, mh: &Multihash) -> Result<Option<(Vec<u8>, Integrity)>, StoreError> {
+        match self.small.get_checked(mh)? {
+            Some(found) => Ok(Some(found)),
+            None => self.large.get_checked(mh),
         }
     }
 

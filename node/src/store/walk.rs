@@ -68,7 +68,7 @@ fn walk(
             continue;
         }
         let read = if verify {
-            store.get(&cid)
+            store.get_rehashed(&cid)
         } else {
             store.get_unverified(cid.hash())
         };

@@ -17,6 +17,7 @@ use std::fs;
 use std::io;
 
 use super::{Location, PackStore, lock, sled_err, sync_dir};
+use crate::store::Integrity;
 use crate::store::{RawBlocks, StoreError};
 
 /// What a compaction did.
@@ -57,17 +58,19 @@ impl PackStore {
                 continue;
             };
             let data = self.read(at)?;
-            if data.len() != at.len as usize {
-                // Truncated by a crash: there is nothing whole to keep. Left pointing at its
-                // removed pack, it reads as corrupt and is deleted then.
+            if data.len() != at.len as usize || at.integrity(&data) == Integrity::Damaged {
+                // Truncated by a crash, or damaged: nothing whole to keep, and a copy would
+                // carry the damage into a new pack. Left pointing at its removed pack, it
+                // reads as corrupt and is deleted then.
                 tracing::warn!(
                     pack = at.pack,
                     offset = at.offset,
-                    "truncated block not moved"
+                    "truncated or damaged block not moved"
                 );
                 continue;
             }
-            let new = self.append(&mut lock(&self.writer), &data)?;
+            // The checksum travels with the bytes; an entry without one stays without.
+            let new = self.append(&mut lock(&self.writer), &data, at.crc)?;
             moves.push((key, old, new));
         }
         // The copies are durable before any entry points at them.

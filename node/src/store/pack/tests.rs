@@ -13,6 +13,7 @@ use cid::Cid;
 use super::{Location, PackStore};
 use crate::content::cid::{CODEC_RAW, block_cid};
 use crate::store::{Blockstore, StoreError};
+use crate::store::{Integrity, RawBlocks};
 
 fn open_db(path: &Path) -> ::sled::Db {
     ::sled::Config::new().path(path).open().unwrap()
@@ -148,7 +149,13 @@ fn index_entries_pointing_at_nothing_are_corrupt_not_a_panic() {
 }
 
 fn enc(pack: u32, offset: u64, len: u32) -> Vec<u8> {
-    Location { pack, offset, len }.encode().to_vec()
+    Location {
+        pack,
+        offset,
+        len,
+        crc: None,
+    }
+    .encode()
 }
 
 #[test]
@@ -216,4 +223,111 @@ fn concurrent_puts_from_four_threads_land_once_each() {
         let cid = block_cid(CODEC_RAW, 1, data);
         assert_eq!(store.get(&cid).unwrap().as_ref(), Some(data));
     }
+}
+
+/// Overwrites the byte at `at` (relative to the block's start) in the block's pack.
+fn damage(store: &PackStore, cid: &Cid, at: u64) {
+    use std::os::unix::fs::FileExt;
+    let loc = store.location(cid.hash()).unwrap().unwrap();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(store.pack_path(loc.pack))
+        .unwrap();
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, loc.offset + at).unwrap();
+    file.write_all_at(&[byte[0] ^ 0x40], loc.offset + at)
+        .unwrap();
+}
+
+#[test]
+fn entries_carry_the_crc_of_their_bytes_and_damage_is_caught_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, store) = open(dir.path(), 1 << 20);
+    let data = bytes(200_000, 4);
+    let cid = put(&store, &data);
+    let loc = store.location(cid.hash()).unwrap().unwrap();
+    assert_eq!(loc.crc, Some(crc32fast::hash(&data)));
+    assert_eq!(
+        store.get_checked(cid.hash()).unwrap().map(|(_, i)| i),
+        Some(Integrity::Intact)
+    );
+    assert_eq!(store.get(&cid).unwrap(), Some(data));
+
+    damage(&store, &cid, 123_456);
+    assert_eq!(
+        store.get_checked(cid.hash()).unwrap().map(|(_, i)| i),
+        Some(Integrity::Damaged)
+    );
+    assert!(matches!(store.get(&cid), Err(StoreError::Corrupt { .. })));
+    assert!(!store.has(&cid).unwrap(), "damaged block deleted");
+}
+
+/// Repos written before checksums have 16-byte entries: still read, checked by hash.
+#[test]
+fn entries_without_a_crc_are_read_and_checked_by_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, store) = open(dir.path(), 1 << 20);
+    let data = bytes(90_000, 5);
+    let cid = put(&store, &data);
+    let loc = store.location(cid.hash()).unwrap().unwrap();
+    let legacy = Location { crc: None, ..loc }.encode();
+    assert_eq!(legacy.len(), 16);
+    store.index.insert(cid.hash().to_bytes(), legacy).unwrap();
+    assert_eq!(
+        store.get_checked(cid.hash()).unwrap().map(|(_, i)| i),
+        Some(Integrity::Unknown)
+    );
+    assert_eq!(store.get(&cid).unwrap(), Some(data));
+
+    damage(&store, &cid, 7);
+    assert!(matches!(store.get(&cid), Err(StoreError::Corrupt { .. })));
+    assert!(!store.has(&cid).unwrap());
+}
+
+/// Compaction moves a block's checksum with it, and does not copy a damaged block into a new
+/// pack (it is reported corrupt when next read).
+#[test]
+fn compaction_keeps_checksums_and_leaves_damaged_blocks_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, store) = open(dir.path(), 1 << 20);
+    let gone = put(&store, &bytes(300_000, 6));
+    let kept = bytes(20_000, 7);
+    let kept_cid = put(&store, &kept);
+    let hurt = bytes(20_000, 8);
+    let hurt_cid = put(&store, &hurt);
+    store.delete(&gone).unwrap();
+    damage(&store, &hurt_cid, 19_999);
+
+    let report = store.compact().unwrap();
+    assert_eq!((report.packs_removed, report.blocks_moved), (1, 1));
+    let moved = store.location(kept_cid.hash()).unwrap().unwrap();
+    assert_eq!(moved.pack, 1);
+    assert_eq!(moved.crc, Some(crc32fast::hash(&kept)));
+    assert_eq!(store.get(&kept_cid).unwrap(), Some(kept));
+    assert!(matches!(
+        store.get(&hurt_cid),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+/// `get` takes an intact checksum for the hash check; `get_rehashed` (scrubs, verifying walks)
+/// always hashes, so it still finds bytes that were wrong for their CID when written.
+#[test]
+fn get_rehashed_hashes_even_when_the_checksum_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, store) = open(dir.path(), 1 << 20);
+    let named = bytes(50_000, 9);
+    let cid = block_cid(CODEC_RAW, 1, &named);
+    let other = bytes(50_000, 10);
+    store.put_raw(cid.hash(), &other).unwrap();
+    assert_eq!(store.get(&cid).unwrap(), Some(other));
+    assert!(matches!(
+        store.get_rehashed(&cid),
+        Err(StoreError::Corrupt { .. })
+    ));
+    assert!(!store.has(&cid).unwrap());
+
+    let good = put(&store, &named);
+    assert_eq!(store.get_rehashed(&good).unwrap(), Some(named));
 }
