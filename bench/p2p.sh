@@ -163,6 +163,8 @@ rss_held=$(kb VmRSS "${dpid[hub]}")
 cpu_held=$(idle_sample "${dpid[hub]}")
 hwm=$(kb VmHWM "${dpid[hub]}")
 kill "$holder" 2>/dev/null || true
+# Dials that failed are part of the result: say why.
+[ -s "$work/hold.err" ] && sed 's/^/p2p.sh: /' "$work/hold.err" >&2
 printf '\n### 3. One daemon holding %s connections from %s distinct peers, idle\n\n' "${held:-0}" "${held:-0}"
 python3 - "$rss_empty" "$cpu_empty" "$rss_held" "$cpu_held" "$hwm" "${held:-0}" "$hub_peers" <<'PY'
 import sys
