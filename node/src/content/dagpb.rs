@@ -102,26 +102,37 @@ impl PbNode {
 
     /// Decode a dag-pb block.
     pub fn decode(bytes: &[u8]) -> Result<Self, DagPbError> {
-        let mut node = PbNode::default();
+        let (links, data) = Self::decode_parts(bytes)?;
+        Ok(PbNode {
+            links,
+            data: data.map(<[u8]>::to_vec),
+        })
+    }
+
+    /// [`PbNode::decode`] with the data field borrowed from `bytes`, not copied: for readers
+    /// that only look at it (a 256 KiB file leaf is mostly data).
+    pub fn decode_parts(bytes: &[u8]) -> Result<(Vec<PbLink>, Option<&[u8]>), DagPbError> {
+        let mut links = Vec::new();
+        let mut data = None;
         let mut reader = Reader::new(bytes);
         while let Some(field) = reader.next_field()? {
             match field {
                 Field::Bytes(2, link) => {
-                    if node.data.is_some() {
+                    if data.is_some() {
                         return Err(DagPbError::Invalid("link after data"));
                     }
-                    node.links.push(decode_link(link)?);
+                    links.push(decode_link(link)?);
                 }
-                Field::Bytes(1, data) => {
-                    if node.data.is_some() {
+                Field::Bytes(1, bytes) => {
+                    if data.is_some() {
                         return Err(DagPbError::Invalid("duplicate data field"));
                     }
-                    node.data = Some(data.to_vec());
+                    data = Some(bytes);
                 }
                 _ => return Err(DagPbError::Invalid("unexpected field in PBNode")),
             }
         }
-        Ok(node)
+        Ok((links, data))
     }
 }
 
@@ -176,7 +187,11 @@ mod tests {
         };
         let bytes = node.encode();
         assert_eq!(bytes.len(), node.encoded_len());
-        assert_eq!(PbNode::decode(&bytes), Ok(node));
+        assert_eq!(PbNode::decode(&bytes), Ok(node.clone()));
+        let (links, data) = PbNode::decode_parts(&bytes).unwrap();
+        assert_eq!((links, data), (node.links, Some(&[8u8, 2][..])));
+        // The borrowed data is a slice of the input, not a copy.
+        assert!(bytes.as_ptr_range().contains(&data.unwrap().as_ptr()));
     }
 
     #[test]

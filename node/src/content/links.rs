@@ -32,8 +32,8 @@ pub enum LinksError {
 /// The CIDs a block links to, in order.
 pub fn links(cid: &Cid, data: &[u8]) -> Result<Vec<Cid>, LinksError> {
     match cid.codec() {
-        CODEC_DAG_PB => PbNode::decode(data)
-            .map(|n| n.links.into_iter().map(|l| l.cid).collect())
+        CODEC_DAG_PB => PbNode::decode_parts(data)
+            .map(|(links, _)| links.into_iter().map(|l| l.cid).collect())
             .map_err(|source| LinksError::DagPb {
                 cid: *cid,
                 source: Box::new(source),

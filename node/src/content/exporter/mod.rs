@@ -157,13 +157,13 @@ fn decode(src: &dyn BlockSource, cid: &Cid) -> Result<Decoded, ExportError> {
         CODEC_RAW => Ok(Decoded::Raw(bytes)),
         CODEC_DAG_PB => {
             let malformed = |reason: String| ExportError::Malformed { cid: *cid, reason };
-            let node = PbNode::decode(&bytes).map_err(|e| malformed(e.to_string()))?;
-            let data = node
-                .data
-                .as_deref()
-                .ok_or_else(|| malformed("dag-pb node without UnixFS data".into()))?;
+            let (links, data) =
+                PbNode::decode_parts(&bytes).map_err(|e| malformed(e.to_string()))?;
+            let data = data.ok_or_else(|| malformed("dag-pb node without UnixFS data".into()))?;
             let unixfs = UnixfsData::decode(data).map_err(|e| malformed(e.to_string()))?;
-            Ok(Decoded::Unixfs(node, unixfs))
+            // The UnixFS data is all the exporter reads of the node's data field; the field
+            // itself is not copied.
+            Ok(Decoded::Unixfs(PbNode { links, data: None }, unixfs))
         }
         codec => Err(ExportError::UnsupportedCodec { cid: *cid, codec }),
     }
