@@ -6,7 +6,7 @@
 //! node builds (TCP, TCP under a private-network key, relayed circuits) offers this pair.
 
 use futures::future::{BoxFuture, Either};
-use futures::{AsyncRead, AsyncWrite, FutureExt};
+use futures::{AsyncRead, AsyncWrite, Future, FutureExt, TryFutureExt};
 use libp2p::core::UpgradeInfo;
 use libp2p::core::upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade};
 use libp2p::identity::{Keypair, PeerId};
@@ -63,16 +63,13 @@ where
     type Future = BoxFuture<'static, Result<Self::Output, SecurityError>>;
 
     fn upgrade_inbound(self, socket: C, info: Self::Info) -> Self::Future {
-        async move {
-            if info == tls::PROTOCOL {
-                let (peer, stream) = self.tls.upgrade_inbound(socket, info).await?;
-                Ok((peer, Either::Left(stream)))
-            } else {
-                let (peer, stream) = self.noise.upgrade_inbound(socket, info).await?;
-                Ok((peer, Either::Right(stream)))
-            }
-        }
-        .boxed()
+        let (tls, noise) = (self.tls, self.noise);
+        secure(
+            info,
+            socket,
+            |s| tls.upgrade_inbound(s, info),
+            |s| noise.upgrade_inbound(s, info),
+        )
     }
 }
 
@@ -85,15 +82,36 @@ where
     type Future = BoxFuture<'static, Result<Self::Output, SecurityError>>;
 
     fn upgrade_outbound(self, socket: C, info: Self::Info) -> Self::Future {
-        async move {
-            if info == tls::PROTOCOL {
-                let (peer, stream) = self.tls.upgrade_outbound(socket, info).await?;
-                Ok((peer, Either::Left(stream)))
-            } else {
-                let (peer, stream) = self.noise.upgrade_outbound(socket, info).await?;
-                Ok((peer, Either::Right(stream)))
-            }
-        }
-        .boxed()
+        let (tls, noise) = (self.tls, self.noise);
+        secure(
+            info,
+            socket,
+            |s| tls.upgrade_outbound(s, info),
+            |s| noise.upgrade_outbound(s, info),
+        )
+    }
+}
+
+/// Runs the handshake multistream-select settled on (`info`), either direction.
+fn secure<C, T, N>(
+    info: &str,
+    socket: C,
+    tls: impl FnOnce(C) -> T,
+    noise: impl FnOnce(C) -> N,
+) -> BoxFuture<'static, Result<(PeerId, Secured<C>), SecurityError>>
+where
+    T: Future<Output = Result<(PeerId, futures_rustls::TlsStream<C>), TlsError>> + Send + 'static,
+    N: Future<Output = Result<(PeerId, noise::Output<C>), noise::Error>> + Send + 'static,
+{
+    if info == tls::PROTOCOL {
+        tls(socket)
+            .map_ok(|(peer, stream)| (peer, Either::Left(stream)))
+            .err_into()
+            .boxed()
+    } else {
+        noise(socket)
+            .map_ok(|(peer, stream)| (peer, Either::Right(stream)))
+            .err_into()
+            .boxed()
     }
 }
