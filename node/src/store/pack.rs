@@ -4,10 +4,15 @@
 //! Creating one file per 256 KiB block cost most of an add's time on ext4 (inode allocation in
 //! `ext4_create`), so blocks are appended to `<dir>/NNNNNNNN.pack` instead, a new pack starting
 //! once the current one would pass [`PACK_LIMIT`]. The [`INDEX_TREE`] maps a multihash to a
-//! [`Location`] (pack number, offset, length, CRC-32 of the bytes; 20 bytes, or 16 without the
-//! checksum in repos written before it, whose blocks are hashed on every read instead). Reads
-//! check the checksum ([`super::Integrity`]); [`Blockstore::get`](super::Blockstore::get) takes
-//! an intact one for its hash check, scrubs and `repo verify` hash regardless. Appends are serialized by one mutex
+//! [`Location`] (pack number, offset, length; 16 bytes), and the [`CHECKSUM_TREE`] to the
+//! CRC-32 of the block's bytes, written with them. Reads check the checksum
+//! ([`super::Integrity`]); [`Blockstore::get`](super::Blockstore::get) takes an intact one for
+//! its hash check, scrubs and `repo verify` hash regardless, and a block without a checksum
+//! (stored before checksums) is hashed. The checksum has its own tree, not a wider index
+//! record, so a repo stays readable by a binary from before it: that one reads the index as it
+//! always did and ignores the checksums. A block's checksum depends on its content only,
+//! which its multihash fixes, so no move or re-put can make one stale. Appends are serialized
+//! by one mutex
 //! over the current pack and its length; reads are positional reads through a small cache of
 //! open pack files, so they never wait on writers.
 //!
@@ -41,62 +46,43 @@ use super::{Integrity, Keys, MAX_BLOCK_SIZE, Multihash, RawBlocks, StoreError, S
 
 /// Name of the tree mapping multihashes to their [`Location`].
 pub const INDEX_TREE: &str = "pack_index";
+/// Name of the tree mapping multihashes to the CRC-32 (IEEE, 4 bytes big-endian) of their bytes.
+pub const CHECKSUM_TREE: &str = "pack_crc";
 /// A pack file takes no more appends once this long (a single block may end past it).
 pub const PACK_LIMIT: u64 = 256 << 20;
 const EXTENSION: &str = "pack";
 /// Open pack files kept for reading.
 const READERS: usize = 8;
 
-/// Where a block's bytes are: `len` bytes at `offset` in pack `pack`, and their CRC-32.
+/// Where a block's bytes are: `len` bytes at `offset` in pack `pack`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Location {
     pub pack: u32,
     pub offset: u64,
     pub len: u32,
-    /// CRC-32 (IEEE) of the bytes, written with them; `None` in entries from before checksums
-    /// (16-byte records), whose reads are checked by hash only.
-    pub crc: Option<u32>,
 }
 
 impl Location {
-    /// Record width without, and with, the checksum.
-    const LEGACY_WIDTH: usize = 16;
-    const WIDTH: usize = 20;
+    const WIDTH: usize = 16;
 
-    fn encode(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(Self::WIDTH);
-        out.extend_from_slice(&self.pack.to_be_bytes());
-        out.extend_from_slice(&self.offset.to_be_bytes());
-        out.extend_from_slice(&self.len.to_be_bytes());
-        if let Some(crc) = self.crc {
-            out.extend_from_slice(&crc.to_be_bytes());
-        }
+    fn encode(self) -> [u8; Self::WIDTH] {
+        let mut out = [0; Self::WIDTH];
+        out[..4].copy_from_slice(&self.pack.to_be_bytes());
+        out[4..12].copy_from_slice(&self.offset.to_be_bytes());
+        out[12..].copy_from_slice(&self.len.to_be_bytes());
         out
     }
 
-    /// `None` for a record of neither width.
+    /// `None` for a record of the wrong width.
     fn decode(value: &[u8]) -> Option<Self> {
-        if value.len() != Self::LEGACY_WIDTH && value.len() != Self::WIDTH {
-            return None;
-        }
-        let word = |at: usize| -> Option<[u8; 4]> { value.get(at..at + 4)?.try_into().ok() };
+        let record: &[u8; Self::WIDTH] = value.try_into().ok()?;
+        let (pack, rest) = record.split_at(4);
+        let (offset, len) = rest.split_at(8);
         Some(Self {
-            pack: u32::from_be_bytes(word(0)?),
-            offset: u64::from_be_bytes(value.get(4..12)?.try_into().ok()?),
-            len: u32::from_be_bytes(word(12)?),
-            crc: word(16).map(u32::from_be_bytes),
+            pack: u32::from_be_bytes(pack.try_into().ok()?),
+            offset: u64::from_be_bytes(offset.try_into().ok()?),
+            len: u32::from_be_bytes(len.try_into().ok()?),
         })
-    }
-
-    /// What the checksum says of `data` read from here.
-    fn integrity(self, data: &[u8]) -> Integrity {
-        match self.crc {
-            None => Integrity::Unknown,
-            Some(crc) if data.len() == self.len as usize && crc32fast::hash(data) == crc => {
-                Integrity::Intact
-            }
-            Some(_) => Integrity::Damaged,
-        }
     }
 }
 
@@ -120,6 +106,7 @@ struct Writer {
 pub struct PackStore {
     dir: PathBuf,
     index: Tree,
+    checksums: Tree,
     pack_limit: u64,
     writer: Mutex<Writer>,
     readers: Mutex<VecDeque<(u32, Arc<File>)>>,
@@ -158,9 +145,11 @@ impl PackStore {
     pub fn open_with_limit(db: &Db, dir: &Path, pack_limit: u64) -> Result<Self, StoreError> {
         fs::create_dir_all(dir).map_err(|e| StoreError::io("create folder", dir, e))?;
         let index = db.open_tree(INDEX_TREE).map_err(sled_err("open tree"))?;
+        let checksums = db.open_tree(CHECKSUM_TREE).map_err(sled_err("open tree"))?;
         let store = Self {
             dir: dir.to_owned(),
             index,
+            checksums,
             pack_limit,
             writer: Mutex::new(Writer {
                 number: 0,
@@ -233,14 +222,8 @@ impl PackStore {
             .map_err(|e| StoreError::io("open pack", path, e))
     }
 
-    /// Append `data`, whose checksum is `crc`, to the current pack (rotating first if it is
-    /// full) and return where.
-    fn append(
-        &self,
-        writer: &mut Writer,
-        data: &[u8],
-        crc: Option<u32>,
-    ) -> Result<Location, StoreError> {
+    /// Append `data` to the current pack (rotating first if it is full) and return where.
+    fn append(&self, writer: &mut Writer, data: &[u8]) -> Result<Location, StoreError> {
         let len = u32::try_from(data.len()).map_err(|_| {
             StoreError::io(
                 "append to",
@@ -269,7 +252,6 @@ impl PackStore {
             pack: writer.number,
             offset,
             len,
-            crc,
         })
     }
 
@@ -324,6 +306,31 @@ impl PackStore {
         Ok(data)
     }
 
+    /// What the stored checksum of the block under `key` says of `data`.
+    fn integrity(&self, key: &[u8], data: &[u8]) -> Result<Integrity, StoreError> {
+        let Some(value) = self.checksums.get(key).map_err(sled_err("read checksum"))? else {
+            return Ok(Integrity::Unknown);
+        };
+        let Ok(crc) = <[u8; 4]>::try_from(&value[..]) else {
+            // Not a checksum we wrote: fall back to hashing.
+            return Ok(Integrity::Unknown);
+        };
+        Ok(if crc32fast::hash(data) == u32::from_be_bytes(crc) {
+            Integrity::Intact
+        } else {
+            Integrity::Damaged
+        })
+    }
+
+    /// The CRC-32 stored for `mh`, if any.
+    pub fn checksum(&self, mh: &Multihash) -> Result<Option<u32>, StoreError> {
+        let value = self
+            .checksums
+            .get(mh.to_bytes())
+            .map_err(sled_err("read checksum"))?;
+        Ok(value.and_then(|v| <[u8; 4]>::try_from(&v[..]).ok().map(u32::from_be_bytes)))
+    }
+
     /// Forget cached handles on a pack about to be deleted.
     fn evict_reader(&self, number: u32) {
         lock(&self.readers).retain(|(n, _)| *n != number);
@@ -354,10 +361,14 @@ impl RawBlocks for PackStore {
         if self.has_raw(mh)? {
             return Ok(());
         }
-        let at = self.append(&mut writer, data, Some(crc))?;
-        // Bytes first: the entry never points at an append that has not happened.
+        let at = self.append(&mut writer, data)?;
+        // Bytes first: the entry never points at an append that has not happened. The
+        // checksum before the entry, so an indexed block normally has one.
+        self.checksums
+            .insert(&key, &crc.to_be_bytes())
+            .map_err(sled_err("write checksum"))?;
         self.index
-            .insert(key, at.encode())
+            .insert(key, &at.encode())
             .map_err(sled_err("write index"))?;
         Ok(())
     }
@@ -368,17 +379,14 @@ impl RawBlocks for PackStore {
 
     fn get_checked(&self, mh: &Multihash) -> Result<Option<(Vec<u8>, Integrity)>, StoreError> {
         let _guard = self.removal.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(value) = self
-            .index
-            .get(mh.to_bytes())
-            .map_err(sled_err("read index"))?
-        else {
+        let key = mh.to_bytes();
+        let Some(value) = self.index.get(&key).map_err(sled_err("read index"))? else {
             return Ok(None);
         };
         match Location::decode(&value) {
             Some(at) => {
                 let data = self.read(at)?;
-                let integrity = at.integrity(&data);
+                let integrity = self.integrity(&key, &data)?;
                 Ok(Some((data, integrity)))
             }
             // A damaged entry: no bytes, which the hash check reports and removes.
@@ -397,11 +405,12 @@ impl RawBlocks for PackStore {
     }
 
     fn delete_raw(&self, mh: &Multihash) -> Result<bool, StoreError> {
-        Ok(self
-            .index
-            .remove(mh.to_bytes())
-            .map_err(sled_err("delete block"))?
-            .is_some())
+        let key = mh.to_bytes();
+        let removed = self.index.remove(&key).map_err(sled_err("delete block"))?;
+        self.checksums
+            .remove(&key)
+            .map_err(sled_err("delete checksum"))?;
+        Ok(removed.is_some())
     }
 
     fn keys_raw(&self) -> Result<Keys<'_>, StoreError> {

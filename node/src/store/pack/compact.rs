@@ -58,7 +58,7 @@ impl PackStore {
                 continue;
             };
             let data = self.read(at)?;
-            if data.len() != at.len as usize || at.integrity(&data) == Integrity::Damaged {
+            if data.len() != at.len as usize || self.integrity(&key, &data)? == Integrity::Damaged {
                 // Truncated by a crash, or damaged: nothing whole to keep, and a copy would
                 // carry the damage into a new pack. Left pointing at its removed pack, it
                 // reads as corrupt and is deleted then.
@@ -69,8 +69,8 @@ impl PackStore {
                 );
                 continue;
             }
-            // The checksum travels with the bytes; an entry without one stays without.
-            let new = self.append(&mut lock(&self.writer), &data, at.crc)?;
+            // The checksum stays valid: it is of the same bytes.
+            let new = self.append(&mut lock(&self.writer), &data)?;
             moves.push((key, old, new));
         }
         // The copies are durable before any entry points at them.

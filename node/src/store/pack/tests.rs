@@ -149,13 +149,7 @@ fn index_entries_pointing_at_nothing_are_corrupt_not_a_panic() {
 }
 
 fn enc(pack: u32, offset: u64, len: u32) -> Vec<u8> {
-    Location {
-        pack,
-        offset,
-        len,
-        crc: None,
-    }
-    .encode()
+    Location { pack, offset, len }.encode().to_vec()
 }
 
 #[test]
@@ -246,8 +240,10 @@ fn entries_carry_the_crc_of_their_bytes_and_damage_is_caught_by_it() {
     let (_db, store) = open(dir.path(), 1 << 20);
     let data = bytes(200_000, 4);
     let cid = put(&store, &data);
-    let loc = store.location(cid.hash()).unwrap().unwrap();
-    assert_eq!(loc.crc, Some(crc32fast::hash(&data)));
+    assert_eq!(
+        store.checksum(cid.hash()).unwrap(),
+        Some(crc32fast::hash(&data))
+    );
     assert_eq!(
         store.get_checked(cid.hash()).unwrap().map(|(_, i)| i),
         Some(Integrity::Intact)
@@ -261,19 +257,22 @@ fn entries_carry_the_crc_of_their_bytes_and_damage_is_caught_by_it() {
     );
     assert!(matches!(store.get(&cid), Err(StoreError::Corrupt { .. })));
     assert!(!store.has(&cid).unwrap(), "damaged block deleted");
+    assert_eq!(
+        store.checksum(cid.hash()).unwrap(),
+        None,
+        "with its checksum"
+    );
 }
 
-/// Repos written before checksums have 16-byte entries: still read, checked by hash.
+/// Blocks stored before checksums (or by a binary from before them) have none: still read,
+/// and checked by hash.
 #[test]
-fn entries_without_a_crc_are_read_and_checked_by_hash() {
+fn blocks_without_a_checksum_are_read_and_checked_by_hash() {
     let dir = tempfile::tempdir().unwrap();
     let (_db, store) = open(dir.path(), 1 << 20);
     let data = bytes(90_000, 5);
     let cid = put(&store, &data);
-    let loc = store.location(cid.hash()).unwrap().unwrap();
-    let legacy = Location { crc: None, ..loc }.encode();
-    assert_eq!(legacy.len(), 16);
-    store.index.insert(cid.hash().to_bytes(), legacy).unwrap();
+    store.checksums.remove(cid.hash().to_bytes()).unwrap();
     assert_eq!(
         store.get_checked(cid.hash()).unwrap().map(|(_, i)| i),
         Some(Integrity::Unknown)
@@ -285,8 +284,19 @@ fn entries_without_a_crc_are_read_and_checked_by_hash() {
     assert!(!store.has(&cid).unwrap());
 }
 
-/// Compaction moves a block's checksum with it, and does not copy a damaged block into a new
-/// pack (it is reported corrupt when next read).
+/// The index record keeps the 16-byte layout of repos from before checksums, so a binary from
+/// then still reads blocks stored now.
+#[test]
+fn index_records_keep_their_old_width() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, store) = open(dir.path(), 1 << 20);
+    let cid = put(&store, &bytes(70_000, 11));
+    let record = store.index.get(cid.hash().to_bytes()).unwrap().unwrap();
+    assert_eq!(record.len(), 16);
+}
+
+/// After compaction a moved block still checks out against its checksum; a damaged block is
+/// not copied into a new pack (it is reported corrupt when next read).
 #[test]
 fn compaction_keeps_checksums_and_leaves_damaged_blocks_behind() {
     let dir = tempfile::tempdir().unwrap();
@@ -303,7 +313,10 @@ fn compaction_keeps_checksums_and_leaves_damaged_blocks_behind() {
     assert_eq!((report.packs_removed, report.blocks_moved), (1, 1));
     let moved = store.location(kept_cid.hash()).unwrap().unwrap();
     assert_eq!(moved.pack, 1);
-    assert_eq!(moved.crc, Some(crc32fast::hash(&kept)));
+    assert_eq!(
+        store.get_checked(kept_cid.hash()).unwrap().map(|(_, i)| i),
+        Some(Integrity::Intact)
+    );
     assert_eq!(store.get(&kept_cid).unwrap(), Some(kept));
     assert!(matches!(
         store.get(&hurt_cid),
