@@ -97,19 +97,22 @@ cid=$("$bin" --repo "$work/A" add -Q "$file")
 rm -f "$file"
 start_daemon B "${daddr[A]}"; wait_daemon B
 for i in $(seq 1 100); do [ "$(peer_count B)" -ge 1 ] && break; sleep 0.1; done
+a_cpu0=$(cpu_ticks "${dpid[A]}"); b_cpu0=$(cpu_ticks "${dpid[B]}")
 t0=$(now)
 "$bin" --repo "$work/B" cat "$cid" > /dev/null
 t1=$(now)
+a_cpu=$(( $(cpu_ticks "${dpid[A]}") - a_cpu0 )); b_cpu=$(( $(cpu_ticks "${dpid[B]}") - b_cpu0 ))
 b_hwm=$(kb VmHWM "${dpid[B]}")
 stop_daemon B; stop_daemon A
 rm -rf "$work/A" "$work/B"
 
 tx_bytes=$((tx_mib * 1024 * 1024))
 printf '\n### 1. Transfer of a %s MiB random file over loopback, fetcher side%s\n\n' "$tx_mib" "$note"
-python3 - "$tx_bytes" "$t0" "$t1" "$b_hwm" "$helia" <<'PY'
+python3 - "$tx_bytes" "$t0" "$t1" "$b_hwm" "$helia" "$a_cpu" "$b_cpu" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 size, t0, t1, hwm = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 h = json.loads(sys.argv[5])[0]
+a_cpu, b_cpu = int(sys.argv[6]) / int(sys.argv[8]), int(sys.argv[7]) / int(sys.argv[8])
 d_secs = t1 - t0
 d_mbs = size / d_secs / 1e6
 rows = [
@@ -125,6 +128,10 @@ print(f"\ndistribute / Helia: {d_mbs / h['mbPerS']:.2f}× throughput, "
       + ("" if h["identical"] else "  (Helia output MISMATCH)"))
 print("distribute: wall time of the `cat` command (CLI start + bitswap fetch + bytes to /dev/null), "
       "peak RSS = VmHWM of B's daemon. Helia: its `get` time and its process peak RSS.")
+gib = size / 2**30
+print(f"CPU time during the `cat` (utime + stime, per GiB): serving daemon A {a_cpu / gib:.2f} s, "
+      f"fetching daemon B {b_cpu / gib:.2f} s. B's includes the kernel filling new page-cache "
+      "pages for what it stores, which on a VM varies with the host's memory state.")
 PY
 
 fi
