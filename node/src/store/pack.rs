@@ -308,26 +308,17 @@ impl PackStore {
 
     /// What the stored checksum of the block under `key` says of `data`.
     fn integrity(&self, key: &[u8], data: &[u8]) -> Result<Integrity, StoreError> {
-        let Some(value) = self.checksums.get(key).map_err(sled_err("read checksum"))? else {
-            return Ok(Integrity::Unknown);
-        };
-        let Ok(crc) = <[u8; 4]>::try_from(&value[..]) else {
-            // Not a checksum we wrote: fall back to hashing.
-            return Ok(Integrity::Unknown);
-        };
-        Ok(if crc32fast::hash(data) == u32::from_be_bytes(crc) {
-            Integrity::Intact
-        } else {
-            Integrity::Damaged
+        Ok(match self.stored_crc(key)? {
+            // None also for a value that is not a checksum we wrote: fall back to hashing.
+            None => Integrity::Unknown,
+            Some(crc) if crc32fast::hash(data) == crc => Integrity::Intact,
+            Some(_) => Integrity::Damaged,
         })
     }
 
-    /// The CRC-32 stored for `mh`, if any.
-    pub fn checksum(&self, mh: &Multihash) -> Result<Option<u32>, StoreError> {
-        let value = self
-            .checksums
-            .get(mh.to_bytes())
-            .map_err(sled_err("read checksum"))?;
+    /// The CRC-32 stored for the block under `key`, if there is a well-formed one.
+    fn stored_crc(&self, key: &[u8]) -> Result<Option<u32>, StoreError> {
+        let value = self.checksums.get(key).map_err(sled_err("read checksum"))?;
         Ok(value.and_then(|v| <[u8; 4]>::try_from(&v[..]).ok().map(u32::from_be_bytes)))
     }
 

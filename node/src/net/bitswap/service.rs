@@ -3,8 +3,8 @@
 //!
 //! One actor task owns the [`Server`] ledger, a writer per peer and the registry of running
 //! fetches. Inbound streams for `/ipfs/bitswap/1.2.0`, `1.1.0` and `1.0.0` each get a reader
-//! task ([`super::streams::FrameReader`]) that hands decoded messages to the actor through a
-//! bounded channel, so a fast peer backs up into its own stream. Wantlists go to the
+//! task ([`super::streams::FrameReader`]) and a decoder task, which hands decoded messages to
+//! the actor through a bounded channel, so a fast peer backs up into its own stream. Wantlists go to the
 //! server; store lookups for a turn run in `spawn_blocking` and come back as an input; the
 //! response goes to the peer's writer. Blocks and presences are forwarded to every running
 //! fetch ([`super::fetch`]). Peer connects and disconnects arrive as [`NetEvent`]s.

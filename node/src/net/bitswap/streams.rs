@@ -1,5 +1,5 @@
-//! Bitswap over `libp2p-stream` streams: reading length-prefixed messages from inbound
-//! streams (bounded by [`super::message::MAX_MESSAGE_SIZE`]) and a writer task per peer that opens an
+//! Bitswap over `libp2p-stream` streams: reading length-prefixed frames from inbound streams
+//! (bounded by [`super::message::MAX_MESSAGE_SIZE`]) and a writer task per peer that opens an
 //! outbound stream, newest protocol version first, and writes the messages it is handed.
 //! No state machines here, only bytes on streams; see [`super::service`] for the logic.
 
@@ -50,15 +50,8 @@ impl<S: AsyncRead + Unpin> FrameReader<S> {
         }
     }
 
-    /// The next message, or `None` at a clean end of stream.
-    pub async fn next(&mut self) -> Result<Option<Message>, ReadError> {
-        match self.next_frame().await? {
-            Some(body) => Ok(Some(Message::decode_shared(&body)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// The next frame's body, undecoded, or `None` at a clean end of stream.
+    /// The next frame's body, undecoded ([`Message::decode_shared`] decodes it without copying
+    /// its blocks), or `None` at a clean end of stream.
     pub async fn next_frame(&mut self) -> Result<Option<Bytes>, ReadError> {
         loop {
             let want = match frame_header(&self.buf[..self.filled])? {

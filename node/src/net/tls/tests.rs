@@ -1,3 +1,7 @@
+//! The TLS upgrade over real loopback sockets: handshakes between our configurations and with
+//! rust-libp2p's own `libp2p::tls`, the suite each side ends up with, and refusals of a peer
+//! without a certificate and of bytes that are not TLS.
+
 use std::sync::Arc;
 
 use futures::{AsyncReadExt, AsyncWriteExt};

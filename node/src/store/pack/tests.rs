@@ -241,7 +241,7 @@ fn entries_carry_the_crc_of_their_bytes_and_damage_is_caught_by_it() {
     let data = bytes(200_000, 4);
     let cid = put(&store, &data);
     assert_eq!(
-        store.checksum(cid.hash()).unwrap(),
+        store.stored_crc(&cid.hash().to_bytes()).unwrap(),
         Some(crc32fast::hash(&data))
     );
     assert_eq!(
@@ -258,7 +258,7 @@ fn entries_carry_the_crc_of_their_bytes_and_damage_is_caught_by_it() {
     assert!(matches!(store.get(&cid), Err(StoreError::Corrupt { .. })));
     assert!(!store.has(&cid).unwrap(), "damaged block deleted");
     assert_eq!(
-        store.checksum(cid.hash()).unwrap(),
+        store.stored_crc(&cid.hash().to_bytes()).unwrap(),
         None,
         "with its checksum"
     );

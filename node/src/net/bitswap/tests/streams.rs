@@ -54,8 +54,8 @@ async fn read_all(data: Vec<u8>, step: usize) -> (Vec<Message>, Result<(), ReadE
     let mut reader = FrameReader::new(Trickle { data, pos: 0, step });
     let mut got = Vec::new();
     loop {
-        match reader.next().await {
-            Ok(Some(m)) => got.push(m),
+        match reader.next_frame().await {
+            Ok(Some(frame)) => got.push(Message::decode_shared(&frame).unwrap()),
             Ok(None) => return (got, Ok(())),
             Err(e) => return (got, Err(e)),
         }
