@@ -10,8 +10,9 @@
 
 use std::time::{Duration, Instant};
 
+use distribute::net::bitswap::frame::{decode_framed, frame_header};
 use distribute::net::bitswap::ledger::{Server, ServerConfig};
-use distribute::net::bitswap::message::{Message, ProtocolVersion, decode_framed, frame_header};
+use distribute::net::bitswap::message::{Message, ProtocolVersion};
 use distribute::net::bitswap::session::{Session, SessionConfig};
 use libfuzzer_sys::fuzz_target;
 

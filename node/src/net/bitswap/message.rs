@@ -1,5 +1,5 @@
-//! The Bitswap wire format: one protobuf `Message` per frame, each frame an unsigned-varint
-//! length prefix followed by that many bytes (ipfs/specs `bitswap-protocol.md`).
+//! The Bitswap wire format: the protobuf `Message` (ipfs/specs `bitswap-protocol.md`), one per
+//! frame ([`super::frame`]).
 //!
 //! ```text
 //! Message { wantlist = 1 { entries = 1 { block = 1 (CID bytes), priority = 2 (int32),
@@ -28,7 +28,7 @@ use super::prefix::{CidPrefix, PrefixError};
 use crate::content::cid::{CODEC_DAG_PB, block_cid};
 use crate::content::proto::{
     self, Field, ProtoError, Reader, put_bytes_field, put_tag, put_varint, put_varint_field,
-    read_varint, varint_len,
+    varint_len,
 };
 
 /// Protocol id of Bitswap 1.2.0 (want-have, DONT_HAVE, pending bytes).
@@ -47,8 +47,6 @@ pub const MAX_BLOCK_SIZE: usize = 2 << 20;
 pub const MAX_ITEMS: usize = 16_384;
 /// Most rejected items described in [`Message::rejected`]; the rest are only counted.
 pub const MAX_REPORTED_REJECTIONS: usize = 16;
-/// Longest valid length prefix for a [`MAX_MESSAGE_SIZE`] message (4 MiB needs 23 bits).
-const MAX_PREFIX_LEN: usize = 4;
 
 /// A Bitswap protocol version, as negotiated by multistream-select.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -231,7 +229,7 @@ impl Message {
 
     /// Roughly the encoded size (at least it for blocks), so one allocation holds a message of
     /// blocks: growing a buffer to 256 KiB and beyond copies everything written so far again.
-    fn size_hint(&self) -> usize {
+    pub(super) fn size_hint(&self) -> usize {
         const ITEM_OVERHEAD: usize = 96;
         let blocks: usize = self
             .blocks
@@ -241,7 +239,7 @@ impl Message {
         blocks + (self.wantlist.len() + self.presences.len() + 1) * ITEM_OVERHEAD
     }
 
-    fn encode_into(&self, out: &mut Vec<u8>, version: ProtocolVersion) {
+    pub(super) fn encode_into(&self, out: &mut Vec<u8>, version: ProtocolVersion) {
         let wantlist = self.encode_wantlist(version);
         if !wantlist.is_empty() {
             put_bytes_field(out, 1, &wantlist);
@@ -426,73 +424,6 @@ pub fn presence_wire_len(cid: &Cid) -> usize {
 /// Length of a length-delimited field with a one-byte tag and `len` bytes of content.
 fn bytes_len(len: usize) -> usize {
     1 + varint_len(len as u64) + len
-}
-
-/// Encode `msg` for `version` with its length prefix, refusing anything over
-/// [`MAX_MESSAGE_SIZE`] (which the peer would refuse too).
-pub fn encode_framed(msg: &Message, version: ProtocolVersion) -> Result<Frame, MessageError> {
-    // The body is encoded after room for the longest prefix; the real prefix is then written
-    // just before the body, so the frame is one buffer and the body is never copied again.
-    let mut buf = Vec::with_capacity(MAX_PREFIX_LEN + msg.size_hint());
-    buf.resize(MAX_PREFIX_LEN, 0);
-    msg.encode_into(&mut buf, version);
-    let len = buf.len() - MAX_PREFIX_LEN;
-    if len > MAX_MESSAGE_SIZE {
-        return Err(MessageError::TooLarge { len });
-    }
-    let mut prefix = Vec::with_capacity(MAX_PREFIX_LEN);
-    put_varint(&mut prefix, len as u64);
-    let start = MAX_PREFIX_LEN - prefix.len();
-    buf[start..MAX_PREFIX_LEN].copy_from_slice(&prefix);
-    Ok(Frame { buf, start })
-}
-
-/// One length-prefixed message, ready to write: derefs to the frame's bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
-    buf: Vec<u8>,
-    start: usize,
-}
-
-impl std::ops::Deref for Frame {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-}
-
-/// Read a frame's length prefix: `(prefix length, body length)`, or `None` if `buf` does
-/// not hold the whole prefix yet. An oversize or non-minimal length is an error at once, so a
-/// reader never waits for (or buffers) a frame it would refuse.
-pub fn frame_header(buf: &[u8]) -> Result<Option<(usize, usize)>, MessageError> {
-    let window = &buf[..buf.len().min(MAX_PREFIX_LEN)];
-    let (len, used) = match read_varint(window) {
-        Ok(v) => v,
-        Err(ProtoError::Truncated) if window.len() < MAX_PREFIX_LEN => return Ok(None),
-        Err(_) => return Err(MessageError::BadLengthPrefix),
-    };
-    // unsigned-varint forbids padding: a trailing zero byte after the first.
-    if used > 1 && window[used - 1] == 0 {
-        return Err(MessageError::BadLengthPrefix);
-    }
-    let len = usize::try_from(len).map_err(|_| MessageError::BadLengthPrefix)?;
-    if len > MAX_MESSAGE_SIZE {
-        return Err(MessageError::TooLarge { len });
-    }
-    Ok(Some((used, len)))
-}
-
-/// Decode the first frame in `buf`: the message and how many bytes it took, or `None` if
-/// more bytes are needed. Call again on the rest of the buffer for the next frame.
-pub fn decode_framed(buf: &[u8]) -> Result<Option<(Message, usize)>, MessageError> {
-    let Some((head, len)) = frame_header(buf)? else {
-        return Ok(None);
-    };
-    let Some(body) = buf.get(head..head + len) else {
-        return Ok(None);
-    };
-    Ok(Some((Message::decode(body)?, head + len)))
 }
 
 fn next<'a>(

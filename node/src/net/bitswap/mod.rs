@@ -22,6 +22,7 @@
 //! peers are any `Clone + Eq + Hash + Ord` key.
 
 pub mod fetch;
+pub mod frame;
 pub mod ledger;
 pub mod message;
 pub mod prefix;
@@ -35,11 +36,9 @@ pub mod streams;
 mod tests;
 
 pub use fetch::{FetchError, FetchStats};
+pub use frame::{decode_framed, encode_framed};
 pub use ledger::{Server, ServerConfig};
-pub use message::{
-    BlockPresence, Message, PresenceType, ProtocolVersion, WantType, WantlistEntry, decode_framed,
-    encode_framed,
-};
+pub use message::{BlockPresence, Message, PresenceType, ProtocolVersion, WantType, WantlistEntry};
 pub use prefix::CidPrefix;
 pub use service::Bitswap;
 pub use session::{Action, Session, SessionConfig};

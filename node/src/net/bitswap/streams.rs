@@ -10,7 +10,8 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
 use tokio::sync::mpsc;
 
-use super::message::{Message, MessageError, ProtocolVersion, encode_framed, frame_header};
+use super::frame::{encode_framed, frame_header};
+use super::message::{Message, MessageError, ProtocolVersion};
 
 /// How long opening an outbound stream (dial included) may take.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(15);

@@ -8,11 +8,11 @@ use multihash::Multihash;
 
 use crate::content::cid::{CODEC_DAG_PB, CODEC_RAW, MH_IDENTITY, block_cid};
 use crate::content::links::fuzzing::XorShift;
+use crate::net::bitswap::frame::{decode_framed, encode_framed, frame_header};
 use crate::net::bitswap::message::{
     Block, BlockPresence, ItemError, MAX_BLOCK_SIZE, MAX_ITEMS, MAX_MESSAGE_SIZE, Message,
     MessageError, PROTOCOL_1_0_0, PROTOCOL_1_1_0, PROTOCOL_1_2_0, PresenceType, ProtocolVersion,
-    WantType, WantlistEntry, block_wire_len, decode_framed, encode_framed, frame_header,
-    presence_wire_len,
+    WantType, WantlistEntry, block_wire_len, presence_wire_len,
 };
 use crate::net::bitswap::prefix::PrefixError;
 

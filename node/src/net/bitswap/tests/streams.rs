@@ -6,8 +6,9 @@ use std::task::{Context, Poll};
 use futures::AsyncRead;
 
 use crate::content::cid::{CODEC_RAW, block_cid};
+use crate::net::bitswap::frame::encode_framed;
 use crate::net::bitswap::message::{
-    Block, MAX_MESSAGE_SIZE, Message, MessageError, ProtocolVersion, encode_framed,
+    Block, MAX_MESSAGE_SIZE, Message, MessageError, ProtocolVersion,
 };
 use crate::net::bitswap::streams::{FrameReader, ReadError};
 
