@@ -38,7 +38,7 @@ pub fn run(global: &GlobalArgs, args: &NodeArgs) -> Result<()> {
         Some(file) => Auth::from_file(file)?,
         None => Auth::open(),
     };
-    crate::memory::limit_arenas();
+    crate::memory::tune_allocator();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
