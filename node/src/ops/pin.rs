@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::OpError;
 use crate::repo::Repo;
 use crate::store::pins::{PinMode, PinStatus};
-use crate::store::walk::walk_dag;
+use crate::store::walk::walk_dag_present;
 
 /// The answer of `pin/add` and `pin/rm`: the CIDs whose pins changed, in request order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,11 +56,14 @@ impl std::str::FromStr for PinFilter {
     }
 }
 
-/// Pin `cids` (every DAG must be complete in the repository when `recursive`).
+/// Pin `cids` (every DAG must be complete in the repository when `recursive`). Completeness
+/// is presence, as Kubo checks it with `HashOnRead` off: the blocks are not re-hashed here
+/// (through the daemon they were verified as they were fetched a moment before), damage on
+/// disk is the verify and scrub passes' to find, and every read that serves a block checks it.
 pub fn add(repo: &Repo, cids: &[Cid], recursive: bool) -> Result<PinsChanged, OpError> {
     for cid in cids {
         if recursive {
-            let report = walk_dag(repo.blocks(), cid, &mut HashSet::new(), |_| true)?;
+            let report = walk_dag_present(repo.blocks(), cid, &mut HashSet::new(), |_| true)?;
             if let Some(missing) = report.missing.first() {
                 return Err(OpError::Refused(format!(
                     "cannot pin {cid}: block {missing} of its DAG is not in the repository ({} missing); add or import the content first",
@@ -170,7 +173,7 @@ pub fn ls<E: From<OpError>>(
         let mut indirect = Vec::new();
         for (root, mode) in &pins {
             if *mode == PinMode::Recursive {
-                walk_dag(repo.blocks(), root, &mut seen, |cid| {
+                walk_dag_present(repo.blocks(), root, &mut seen, |cid| {
                     if cid != root && !listed.contains(cid.hash()) {
                         indirect.push(*cid);
                     }
