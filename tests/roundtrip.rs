@@ -150,9 +150,12 @@ fn ranges_fetch_only_the_blocks_that_cover_them() {
 
     struct Counting<'a>(&'a HashMap<Cid, Vec<u8>>, Cell<usize>);
     impl BlockSource for Counting<'_> {
-        fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, SourceError> {
+        fn get_block(&self, cid: &Cid) -> Result<Option<bytes::Bytes>, SourceError> {
             self.1.set(self.1.get() + 1);
-            Ok(self.0.get(cid).cloned())
+            Ok(self
+                .0
+                .get(cid)
+                .map(|data| bytes::Bytes::copy_from_slice(data)))
         }
     }
 

@@ -3,6 +3,7 @@
 //! sha2-256), `block/rm` (`{"Hash","Error"}` lines). Reads fetch missing blocks from the network
 //! within the node's fetch timeout; `block/stat` with `offline=true` looks only in the store.
 
+use bytes::Bytes;
 use std::sync::Arc;
 
 use cid::Cid;
@@ -42,7 +43,7 @@ fn cid_arg(call: &Call) -> Result<Cid, ApiError> {
 }
 
 /// The block's bytes, from the store or the network.
-async fn fetch(node: Arc<NodeState>, cid: Cid) -> Result<Vec<u8>, ApiError> {
+async fn fetch(node: Arc<NodeState>, cid: Cid) -> Result<Bytes, ApiError> {
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         network_source(&node, runtime)

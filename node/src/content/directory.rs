@@ -127,7 +127,7 @@ fn build_shard(
         .iter()
         .position(|&b| b != 0)
         .unwrap_or(bitfield.len());
-    data.data = Some(bitfield[first..].to_vec());
+    data.data = Some(bytes::Bytes::copy_from_slice(&bitfield[first..]));
     data.hash_type = Some(HAMT_HASH_MURMUR3);
     data.fanout = Some(HAMT_FANOUT as u64);
     write_node(

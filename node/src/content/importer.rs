@@ -170,7 +170,7 @@ fn encode_leaf(chunk: Vec<u8>, opts: &ImportOptions) -> Leaf {
     let mut data = UnixfsData::new(DataType::File);
     data.filesize = Some(filesize);
     if !chunk.is_empty() {
-        data.data = Some(chunk);
+        data.data = Some(chunk.into());
     }
     let block = PbNode {
         links: Vec::new(),
@@ -262,7 +262,7 @@ pub fn import_symlink(
     sink: &mut dyn BlockSink,
 ) -> Result<Child, ImportError> {
     let mut data = UnixfsData::new(DataType::Symlink);
-    data.data = Some(target.to_vec());
+    data.data = Some(bytes::Bytes::copy_from_slice(target));
     let block = PbNode {
         links: Vec::new(),
         data: Some(data.encode()),

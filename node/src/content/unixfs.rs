@@ -3,6 +3,7 @@
 //!
 //! Field order and presence follow what Kubo writes, since the bytes decide the CID.
 
+use bytes::Bytes;
 use thiserror::Error;
 
 use super::proto::{self, Field, ProtoError, Reader};
@@ -48,7 +49,7 @@ impl DataType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnixfsData {
     pub kind: DataType,
-    pub data: Option<Vec<u8>>,
+    pub data: Option<Bytes>,
     pub filesize: Option<u64>,
     pub blocksizes: Vec<u64>,
     pub hash_type: Option<u64>,
@@ -72,7 +73,7 @@ impl UnixfsData {
     /// Bytes of the message, fields in number order as Kubo encodes them.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
-            16 + self.data.as_ref().map_or(0, Vec::len) + 5 * self.blocksizes.len(),
+            16 + self.data.as_ref().map_or(0, |d| d.len()) + 5 * self.blocksizes.len(),
         );
         proto::put_varint_field(&mut out, 1, self.kind as u64);
         if let Some(data) = &self.data {
@@ -96,14 +97,25 @@ impl UnixfsData {
         out
     }
 
+    /// Decode a UnixFS message; the data field is copied.
     pub fn decode(bytes: &[u8]) -> Result<Self, UnixfsError> {
+        Self::decode_with(bytes, Bytes::copy_from_slice)
+    }
+
+    /// Decode a UnixFS message that lies inside `block` (a dag-pb node's data field, say):
+    /// the data field is a slice of `block`, not a copy.
+    pub fn decode_in(block: &Bytes, bytes: &[u8]) -> Result<Self, UnixfsError> {
+        Self::decode_with(bytes, |part| share(block, part))
+    }
+
+    fn decode_with(bytes: &[u8], take: impl Fn(&[u8]) -> Bytes) -> Result<Self, UnixfsError> {
         let mut reader = Reader::new(bytes);
         let mut kind = None;
         let mut msg = UnixfsData::new(DataType::Raw);
         while let Some(field) = reader.next_field()? {
             match field {
                 Field::Varint(1, t) => kind = Some(DataType::from_u64(t)?),
-                Field::Bytes(2, d) => msg.data = Some(d.to_vec()),
+                Field::Bytes(2, d) => msg.data = Some(take(d)),
                 Field::Varint(3, s) => msg.filesize = Some(s),
                 Field::Varint(4, s) => msg.blocksizes.push(s),
                 Field::Bytes(4, packed) => {
@@ -137,6 +149,17 @@ impl UnixfsData {
     }
 }
 
+/// `part` as a slice of `owner` when it lies inside it, otherwise a copy.
+fn share(owner: &Bytes, part: &[u8]) -> Bytes {
+    let inside = owner.as_ptr_range();
+    let range = part.as_ptr_range();
+    if part.is_empty() || (inside.start <= range.start && range.end <= inside.end) {
+        owner.slice_ref(part)
+    } else {
+        Bytes::copy_from_slice(part)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +186,30 @@ mod tests {
             UnixfsData::decode(&[0x18, 0x01]),
             Err(UnixfsError::Invalid("missing Type"))
         );
+    }
+
+    #[test]
+    fn decode_in_slices_the_data_field_out_of_the_block() {
+        let mut d = UnixfsData::new(DataType::File);
+        d.data = Some(Bytes::from(vec![7u8; 1000]));
+        d.filesize = Some(1000);
+        // The message behind a few bytes of something else, as in a dag-pb node.
+        let mut block = vec![0xaa; 3];
+        block.extend(d.encode());
+        let block = Bytes::from(block);
+        let decoded = UnixfsData::decode_in(&block, &block[3..]).unwrap();
+        assert_eq!(decoded, d);
+        let data = decoded.data.unwrap();
+        let inside = block.as_ptr_range();
+        assert!(
+            inside.contains(&data.as_ptr()),
+            "a slice of the block, not a copy"
+        );
+
+        // Bytes that are not inside `block` are copied rather than sliced (no panic).
+        let elsewhere = d.encode();
+        let copied = UnixfsData::decode_in(&block, &elsewhere).unwrap();
+        assert_eq!(copied, d);
+        assert!(!inside.contains(&copied.data.unwrap().as_ptr()));
     }
 }

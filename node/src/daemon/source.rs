@@ -13,22 +13,25 @@
 //! `content::walk`; this file only turns hints into fetches.
 //!
 //! A block this source's own fetches just delivered was verified against its CID when it
-//! arrived; reading it back for the exporter skips the store's second hash of it (one pass
-//! of SHA-256 over everything a read fetches). Blocks that were already local are read
-//! verified as always.
+//! arrived. The fetches hand back the delivered bytes ([`Bitswap::fetch_keeping`]), and the
+//! exporter's read of such a block takes them from memory instead of reading the block back
+//! from the store; past [`KEPT_BYTES`] held, a delivered block is read back from the store
+//! without the store's second hash of it. Either way a read hashes everything it fetches once.
+//! Blocks that were already local are read verified as always.
 //!
 //! Commands run in `spawn_blocking`, so `get_block` may block on the runtime handle.
 
-use std::collections::HashSet;
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use cid::Cid;
 use tokio::runtime::Handle;
 
-use crate::content::exporter::{BlockSource, FetchReport, SourceError};
+use crate::content::exporter::{BlockSource, FetchReport, PREFETCH_WINDOW, SourceError};
 use crate::net::bitswap::Bitswap;
-use crate::net::bitswap::fetch::{FetchError, FetchStats};
+use crate::net::bitswap::fetch::{Depth, FetchError, FetchStats};
 use crate::store::{Blockstore, Multihash};
 
 /// Store first, then the network.
@@ -43,6 +46,50 @@ pub struct NetworkSource<'a> {
     ahead: Mutex<Option<Ahead>>,
     /// Blocks our fetches delivered (verified on arrival) that have not been read yet.
     fresh: Mutex<HashSet<Multihash>>,
+    /// The bytes of some of the `fresh` blocks (at most [`KEPT_BYTES`]), taken when read.
+    kept: Mutex<Kept>,
+}
+
+/// Bytes of delivered blocks one fetch hands back: a prefetch window's leaves and the nodes
+/// above them.
+const KEEP_PER_FETCH: usize = PREFETCH_WINDOW as usize + (1 << 20);
+
+/// Delivered bytes a source holds at most: the window being read and the one fetched ahead.
+pub const KEPT_BYTES: usize = 2 * KEEP_PER_FETCH;
+
+/// Delivered blocks held for their first read, at most `limit` bytes of them.
+struct Kept {
+    blocks: HashMap<Multihash, Bytes>,
+    bytes: usize,
+    limit: usize,
+}
+
+impl Kept {
+    fn new(limit: usize) -> Self {
+        Self {
+            blocks: HashMap::new(),
+            bytes: 0,
+            limit,
+        }
+    }
+
+    /// Hold `data` for `hash` unless that would pass the limit; false when it was not held.
+    fn add(&mut self, hash: Multihash, data: Bytes) -> bool {
+        let replaced = self.blocks.get(&hash).map_or(0, Bytes::len);
+        if self.bytes - replaced + data.len() > self.limit {
+            return false;
+        }
+        self.bytes = self.bytes - replaced + data.len();
+        self.blocks.insert(hash, data);
+        true
+    }
+
+    /// The bytes held for `hash`, no longer held.
+    fn take(&mut self, hash: &Multihash) -> Option<Bytes> {
+        let data = self.blocks.remove(hash)?;
+        self.bytes -= data.len();
+        Some(data)
+    }
 }
 
 /// A DAG fetch running in the background for CIDs hinted by `prefetch_next`; aborted if the
@@ -73,6 +120,7 @@ impl<'a> NetworkSource<'a> {
             reports: Mutex::new(Vec::new()),
             ahead: Mutex::new(None),
             fresh: Mutex::new(HashSet::new()),
+            kept: Mutex::new(Kept::new(KEPT_BYTES)),
         }
     }
 
@@ -88,15 +136,22 @@ impl<'a> NetworkSource<'a> {
         Ok(missing)
     }
 
-    /// The stored block: as stored when our fetch just delivered (and verified) it,
-    /// otherwise verified by the store.
-    fn read_local(&self, cid: &Cid) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
-        if self.take_fresh(cid)
-            && let Some(data) = self.store.get_unverified(cid.hash())?
-        {
-            return Ok(Some(data));
+    /// The block as our fetch just delivered (and verified) it: from memory when kept, else
+    /// read back from the store as stored. Any other block is read and verified by the store.
+    fn read_local(&self, cid: &Cid) -> Result<Option<Bytes>, crate::store::StoreError> {
+        if self.take_fresh(cid) {
+            if let Some(data) = self.take_kept(cid) {
+                return Ok(Some(data));
+            }
+            if let Some(data) = self.store.get_unverified(cid.hash())? {
+                return Ok(Some(data.into()));
+            }
         }
-        self.store.get(cid)
+        Ok(self.store.get(cid)?.map(Bytes::from))
+    }
+
+    fn take_kept(&self, cid: &Cid) -> Option<Bytes> {
+        self.kept.lock().ok()?.take(cid.hash())
     }
 
     /// Whether `cid` was delivered by one of our fetches and not read since.
@@ -106,10 +161,33 @@ impl<'a> NetworkSource<'a> {
             .is_ok_and(|mut fresh| fresh.remove(cid.hash()))
     }
 
-    /// Note a finished fetch: its blocks as fresh, its bytes in its top peer's report.
-    fn record(&self, stats: &FetchStats) {
+    /// Fetch `cids` to `depth`, keeping what it delivers for the reads that follow.
+    fn fetch(&self, cids: &[Cid], depth: Depth) -> Result<(), SourceError> {
+        let stats = self.runtime.block_on(self.bitswap.fetch_keeping(
+            cids,
+            depth,
+            self.timeout,
+            KEEP_PER_FETCH,
+        ))?;
+        if depth == Depth::Dags {
+            log_dag_fetch(&stats, false);
+        }
+        self.record(stats);
+        Ok(())
+    }
+
+    /// Note a finished fetch: its blocks as fresh, the bytes it kept while there is room,
+    /// its bytes in its top peer's report.
+    fn record(&self, stats: FetchStats) {
         if let Ok(mut fresh) = self.fresh.lock() {
             fresh.extend(stats.delivered.iter().map(|cid| *cid.hash()));
+        }
+        if let Ok(mut kept) = self.kept.lock() {
+            for (cid, data) in stats.kept {
+                if !kept.add(*cid.hash(), data) {
+                    break; // the rest are read back from the store
+                }
+            }
         }
         let (Some(peer), Ok(mut reports)) = (stats.top_peer, self.reports.lock()) else {
             return;
@@ -132,15 +210,12 @@ impl<'a> NetworkSource<'a> {
 }
 
 impl BlockSource for NetworkSource<'_> {
-    fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, SourceError> {
+    fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, SourceError> {
         if let Some(data) = self.read_local(cid)? {
             return Ok(Some(data));
         }
         tracing::debug!(%cid, "block not local; fetching it over bitswap");
-        let stats = self
-            .runtime
-            .block_on(self.bitswap.fetch_blocks(&[*cid], self.timeout))?;
-        self.record(&stats);
+        self.fetch(&[*cid], Depth::Blocks)?;
         Ok(self.read_local(cid)?)
     }
 
@@ -156,7 +231,7 @@ impl BlockSource for NetworkSource<'_> {
             if let Ok(done) = self.runtime.block_on(&mut ahead.task) {
                 let stats = done?;
                 log_dag_fetch(&stats, true);
-                self.record(&stats);
+                self.record(stats);
             }
         }
         let missing = self.missing(cids)?;
@@ -164,11 +239,7 @@ impl BlockSource for NetworkSource<'_> {
             return Ok(());
         }
         tracing::debug!(roots = missing.len(), first = %missing[0], "fetching DAGs over bitswap");
-        let stats = self
-            .runtime
-            .block_on(self.bitswap.fetch_dags(&missing, self.timeout))?;
-        log_dag_fetch(&stats, false);
-        self.record(&stats);
+        self.fetch(&missing, Depth::Dags)?;
         Ok(())
     }
 
@@ -181,9 +252,11 @@ impl BlockSource for NetworkSource<'_> {
         }
         let bitswap = self.bitswap.clone();
         let timeout = self.timeout;
-        let task = self
-            .runtime
-            .spawn(async move { bitswap.fetch_dags(&missing, timeout).await });
+        let task = self.runtime.spawn(async move {
+            bitswap
+                .fetch_keeping(&missing, Depth::Dags, timeout, KEEP_PER_FETCH)
+                .await
+        });
         if let Ok(mut ahead) = self.ahead.lock() {
             // Replacing an earlier one drops (aborts) it; its blocks are fetched when read.
             *ahead = Some(Ahead {
@@ -198,10 +271,7 @@ impl BlockSource for NetworkSource<'_> {
         if missing.is_empty() {
             return Ok(());
         }
-        let stats = self
-            .runtime
-            .block_on(self.bitswap.fetch_blocks(&missing, self.timeout))?;
-        self.record(&stats);
+        self.fetch(&missing, Depth::Blocks)?;
         Ok(())
     }
 
@@ -221,4 +291,35 @@ fn log_dag_fetch(stats: &FetchStats, ahead: bool) {
         ahead,
         "DAGs fetched"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::cid::sha256_multihash;
+
+    #[test]
+    fn kept_blocks_stay_within_the_limit_and_are_taken_once() {
+        let (a, b, c) = (
+            sha256_multihash(b"a"),
+            sha256_multihash(b"b"),
+            sha256_multihash(b"c"),
+        );
+        let mut kept = Kept::new(10);
+        assert!(kept.add(a, Bytes::from_static(b"123456")));
+        assert!(!kept.add(b, Bytes::from_static(b"12345")), "6 + 5 > 10");
+        assert!(kept.add(b, Bytes::from_static(b"1234")));
+        assert_eq!(kept.bytes, 10);
+        // The same block again replaces, not adds to, what is held for it.
+        assert!(kept.add(a, Bytes::from_static(b"123456")));
+        assert_eq!(kept.bytes, 10);
+        assert!(!kept.add(c, Bytes::from_static(b"1")));
+        assert_eq!(kept.take(&a).as_deref(), Some(&b"123456"[..]));
+        assert_eq!(kept.take(&a), None, "taken once");
+        assert_eq!(kept.bytes, 4);
+        assert!(kept.add(c, Bytes::from_static(b"1")));
+        assert_eq!(kept.take(&b).as_deref(), Some(&b"1234"[..]));
+        assert_eq!(kept.take(&c).as_deref(), Some(&b"1"[..]));
+        assert_eq!(kept.bytes, 0);
+    }
 }

@@ -71,14 +71,14 @@ impl<'a> InlineSource<'a> {
 }
 
 impl BlockSource for InlineSource<'_> {
-    fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, SourceError> {
+    fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, SourceError> {
         if self.deferred() || self.blocks.fetch_add(1, Ordering::Relaxed) >= INLINE_READ_BLOCKS {
             return Err(self.defer());
         }
         if let Some(bytes) = self.cache.get(cid) {
             if self.store.has(cid)? {
                 self.spend(bytes.len() as u64)?;
-                return Ok(Some(bytes.to_vec()));
+                return Ok(Some(bytes));
             }
             self.cache.remove(cid);
         }
@@ -89,7 +89,8 @@ impl BlockSource for InlineSource<'_> {
         self.spend(size)?;
         match self.store.get(cid)? {
             Some(data) => {
-                self.cache.insert(*cid, Bytes::copy_from_slice(&data));
+                let data = Bytes::from(data);
+                self.cache.insert(*cid, data.clone());
                 Ok(Some(data))
             }
             // Deleted (or found corrupt and deleted) since its size was read.
@@ -124,7 +125,7 @@ mod tests {
         store.put(&here, b"here").unwrap();
         let cache = BlockCache::new(1 << 20);
         let src = InlineSource::new(&store, &cache);
-        assert_eq!(src.get_block(&here).unwrap(), Some(b"here".to_vec()));
+        assert_eq!(src.get_block(&here).unwrap().as_deref(), Some(&b"here"[..]));
         assert!(!src.deferred());
         let gone = block_cid(0x55, 1, b"gone");
         assert!(src.get_block(&gone).unwrap_err().is::<Deferred>());
@@ -173,8 +174,11 @@ mod tests {
             "kept after a read"
         );
         assert_eq!(
-            InlineSource::new(&store, &cache).get_block(&cid).unwrap(),
-            Some(b"hot".to_vec())
+            InlineSource::new(&store, &cache)
+                .get_block(&cid)
+                .unwrap()
+                .as_deref(),
+            Some(&b"hot"[..])
         );
         // Collected from the store: the cached copy is not served, and is dropped.
         store.delete(&cid).unwrap();

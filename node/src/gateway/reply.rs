@@ -13,7 +13,7 @@ pub type BodyJob =
 
 pub enum Body {
     Empty,
-    Bytes(Vec<u8>),
+    Bytes(bytes::Bytes),
     /// Produced by `job`; `len` is the exact length when known (sent as Content-Length).
     Stream {
         len: Option<u64>,
@@ -83,7 +83,7 @@ impl Reply {
         let mut r = Self::new(e.status())
             .header("Content-Type", "text/plain; charset=utf-8")
             .header("Cache-Control", "no-cache")
-            .body(Body::Bytes(format!("{e}\n").into_bytes()));
+            .body(Body::Bytes(format!("{e}\n").into()));
         match e {
             GatewayError::Timeout(_) => r = r.header("Retry-After", retry_after_secs.to_string()),
             GatewayError::RangeNotSatisfiable { size } => {

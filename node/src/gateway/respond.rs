@@ -3,6 +3,7 @@
 //! ([`super::unixfs`]) or the trustless gateway ([`super::trustless`]). Runs on a blocking
 //! thread: every block read may wait for the network.
 
+use bytes::Bytes;
 use cid::Cid;
 
 use super::error::GatewayError;
@@ -43,7 +44,7 @@ pub fn resolve_roots(
 }
 
 /// One block, from the store or the network; absent or late → 504.
-pub fn fetch_block(src: &dyn BlockSource, cid: &Cid) -> Result<Vec<u8>, GatewayError> {
+pub fn fetch_block(src: &dyn BlockSource, cid: &Cid) -> Result<Bytes, GatewayError> {
     src.get_block(cid)
         .map_err(|source| GatewayError::from_export(ExportError::Source { cid: *cid, source }))?
         .ok_or_else(|| GatewayError::Timeout(format!("block {cid} is not available")))

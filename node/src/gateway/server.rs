@@ -167,7 +167,7 @@ impl Gateway {
         let (mut response, len) = match reply.body {
             Body::Empty => (Vec::<u8>::new().into_response(), None),
             Body::Bytes(b) if head => (Vec::<u8>::new().into_response(), Some(b.len() as u64)),
-            Body::Bytes(b) => (b.into_response(), None),
+            Body::Bytes(b) => (warp::http::Response::new(b).into_response(), None),
             Body::Stream { len, .. } if head => (Vec::<u8>::new().into_response(), len),
             Body::Stream { len, job } => (self.stream(job).into_response(), len),
         };

@@ -9,6 +9,7 @@
 //! then file or pre-order DAG order, the CAR comes out depth-first without duplicates, and it
 //! holds exactly the blocks a client needs to verify the answer itself.
 
+use bytes::Bytes;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::io::Write;
@@ -165,7 +166,7 @@ struct CarTee<'s, 'w> {
 }
 
 impl BlockSource for CarTee<'_, '_> {
-    fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, SourceError> {
+    fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, SourceError> {
         let block = self.src.get_block(cid)?;
         if let Some(bytes) = &block
             && self.written.borrow_mut().insert(*cid)

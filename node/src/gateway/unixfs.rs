@@ -7,6 +7,7 @@
 //! cannot deliver still becomes a 504; larger ones stream, reading only the blocks of the
 //! requested range.
 
+use bytes::Bytes;
 use cid::Cid;
 
 use super::error::GatewayError;
@@ -50,7 +51,7 @@ pub fn serve(
                 .header("Content-Type", "text/plain; charset=utf-8")
                 .header("ETag", etag)
                 .header("Cache-Control", IMMUTABLE)
-                .body(body_bytes(req, target.into_bytes())))
+                .body(body_bytes(req, target.into())))
         }
     }
 }
@@ -63,7 +64,7 @@ fn not_modified_reply(etag: String, common: Headers) -> Reply {
 }
 
 /// A small in-memory body (the server drops it for HEAD, keeping its length).
-fn body_bytes(_req: &ContentRequest, bytes: Vec<u8>) -> Body {
+fn body_bytes(_req: &ContentRequest, bytes: Bytes) -> Body {
     Body::Bytes(bytes)
 }
 
@@ -128,7 +129,7 @@ fn file(
             job: Box::new(|_, _| Ok(())),
         }
     } else if let Some(bytes) = inline {
-        Body::Bytes(bytes)
+        Body::Bytes(bytes.into())
     } else {
         Body::Stream {
             len: Some(length),
@@ -213,7 +214,7 @@ fn directory(
         .header("Content-Type", "text/html; charset=utf-8")
         .header("ETag", etag)
         .header("Cache-Control", LISTING_CACHE)
-        .body(body_bytes(req, html.into_bytes())))
+        .body(body_bytes(req, html.into())))
 }
 
 /// A block of a codec the path gateway does not walk, served as it is.

@@ -1,6 +1,7 @@
 //! Adapters between the store and the content layer: [`StoreSink`] lets the importer write
 //! into a [`Blockstore`], [`StoreSource`] lets the exporter read verified blocks from it.
 
+use bytes::Bytes;
 use cid::Cid;
 
 use super::{Blockstore, StoreError};
@@ -36,8 +37,8 @@ impl<'a> StoreSource<'a> {
 }
 
 impl BlockSource for StoreSource<'_> {
-    fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, SourceError> {
-        Ok(self.store.get(cid)?)
+    fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, SourceError> {
+        Ok(self.store.get(cid)?.map(Bytes::from))
     }
 }
 

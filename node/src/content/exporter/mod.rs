@@ -25,6 +25,7 @@ mod prefetch;
 #[cfg(test)]
 mod tests;
 
+use bytes::Bytes;
 use cid::Cid;
 use thiserror::Error;
 
@@ -42,7 +43,7 @@ pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
 /// Where the exporter reads blocks from. Returned bytes must already be verified against `cid`.
 pub trait BlockSource {
     /// The block's bytes; `Ok(None)` when the source does not have it.
-    fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, SourceError>;
+    fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, SourceError>;
 
     /// A hint that the whole DAGs under `cids` are about to be read: a source that fetches
     /// missing blocks may fetch theirs together instead of one read at a time. Local sources
@@ -80,8 +81,8 @@ pub struct FetchReport {
 }
 
 impl BlockSource for std::collections::HashMap<Cid, Vec<u8>> {
-    fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, SourceError> {
-        Ok(self.get(cid).cloned())
+    fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, SourceError> {
+        Ok(self.get(cid).map(|data| Bytes::copy_from_slice(data)))
     }
 }
 
@@ -141,11 +142,11 @@ pub struct ListEntry {
 
 /// A decoded block: raw bytes, or a dag-pb node with its UnixFS data.
 enum Decoded {
-    Raw(Vec<u8>),
+    Raw(Bytes),
     Unixfs(PbNode, UnixfsData),
 }
 
-fn fetch(src: &dyn BlockSource, cid: &Cid) -> Result<Vec<u8>, ExportError> {
+fn fetch(src: &dyn BlockSource, cid: &Cid) -> Result<Bytes, ExportError> {
     src.get_block(cid)
         .map_err(|source| ExportError::Source { cid: *cid, source })?
         .ok_or(ExportError::Missing(*cid))
@@ -160,9 +161,10 @@ fn decode(src: &dyn BlockSource, cid: &Cid) -> Result<Decoded, ExportError> {
             let (links, data) =
                 PbNode::decode_parts(&bytes).map_err(|e| malformed(e.to_string()))?;
             let data = data.ok_or_else(|| malformed("dag-pb node without UnixFS data".into()))?;
-            let unixfs = UnixfsData::decode(data).map_err(|e| malformed(e.to_string()))?;
-            // The UnixFS data is all the exporter reads of the node's data field; the field
-            // itself is not copied.
+            let unixfs =
+                UnixfsData::decode_in(&bytes, data).map_err(|e| malformed(e.to_string()))?;
+            // The UnixFS data is all the exporter reads of the node's data field, and the
+            // file bytes in it are a slice of the block: neither is copied.
             Ok(Decoded::Unixfs(PbNode { links, data: None }, unixfs))
         }
         codec => Err(ExportError::UnsupportedCodec { cid: *cid, codec }),

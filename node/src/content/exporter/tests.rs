@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use bytes::Bytes;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
@@ -23,9 +24,12 @@ struct Recorder {
 }
 
 impl BlockSource for Recorder {
-    fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, SourceError> {
+    fn get_block(&self, cid: &Cid) -> Result<Option<Bytes>, SourceError> {
         self.read.borrow_mut().push(*cid);
-        Ok(self.blocks.get(cid).cloned())
+        Ok(self
+            .blocks
+            .get(cid)
+            .map(|data| Bytes::copy_from_slice(data)))
     }
 
     fn prefetch(&self, cids: &[Cid]) -> Result<(), SourceError> {

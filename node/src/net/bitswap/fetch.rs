@@ -72,6 +72,9 @@ pub struct FetchStats {
     /// Delivered blocks whose links could not be decoded: their children, if any, were not
     /// fetched.
     pub undecodable: Vec<Cid>,
+    /// The bytes of delivered blocks, in the order they arrived, for a fetch asked to keep
+    /// them ([`Bitswap::fetch_keeping`]) and up to the bytes it was allowed; empty otherwise.
+    pub kept: Vec<(Cid, Bytes)>,
 }
 
 /// Batches of delivered blocks being stored at once; past this the loop waits for one.
@@ -106,7 +109,7 @@ impl Bitswap {
     /// Fetch `root` and every block below it that the store lacks; returns when all are
     /// stored, or fails after `timeout`.
     pub async fn fetch_dag(&self, root: Cid, timeout: Duration) -> Result<FetchStats, FetchError> {
-        self.fetch(&[root], Depth::Dags, timeout).await
+        self.fetch(&[root], Depth::Dags, timeout, 0).await
     }
 
     /// [`Bitswap::fetch_dag`] of several roots in one session, so their blocks are wanted
@@ -116,7 +119,7 @@ impl Bitswap {
         roots: &[Cid],
         timeout: Duration,
     ) -> Result<FetchStats, FetchError> {
-        self.fetch(roots, Depth::Dags, timeout).await
+        self.fetch(roots, Depth::Dags, timeout, 0).await
     }
 
     /// Fetch and store just these blocks, none of their children.
@@ -125,16 +128,31 @@ impl Bitswap {
         cids: &[Cid],
         timeout: Duration,
     ) -> Result<FetchStats, FetchError> {
-        self.fetch(cids, Depth::Blocks, timeout).await
+        self.fetch(cids, Depth::Blocks, timeout, 0).await
+    }
+
+    /// A fetch of `cids` to `depth` that also hands back the delivered blocks' bytes
+    /// ([`FetchStats::kept`]), up to `keep` bytes of them, so a caller about to read them
+    /// need not read them back from the store. Blocks past `keep` are stored as always.
+    pub async fn fetch_keeping(
+        &self,
+        cids: &[Cid],
+        depth: Depth,
+        timeout: Duration,
+        keep: usize,
+    ) -> Result<FetchStats, FetchError> {
+        self.fetch(cids, depth, timeout, keep).await
     }
 
     /// Want `roots` (and with [`Depth::Dags`] the missing blocks below them) in one session
-    /// until all are stored, a CID fails, or `timeout` passes.
+    /// until all are stored, a CID fails, or `timeout` passes; keep up to `keep` bytes of the
+    /// delivered blocks for the caller.
     async fn fetch(
         &self,
         roots: &[Cid],
         depth: Depth,
         timeout: Duration,
+        keep: usize,
     ) -> Result<FetchStats, FetchError> {
         let inner = &self.inner;
         // Named in a timeout error.
@@ -174,6 +192,7 @@ impl Bitswap {
             session.add_peer(peer, ProtocolVersion::V1_2_0, start);
         }
         let mut stats = FetchStats::default();
+        let mut keep_left = keep;
         let mut by_peer: std::collections::HashMap<PeerId, u64> = Default::default();
         // CIDs the session could not take yet (it tracks at most `max_wants` CIDs): the
         // roots first, then children as their parents are stored.
@@ -216,6 +235,12 @@ impl Bitswap {
                 stats
                     .delivered
                     .extend(delivered.iter().map(|(cid, _)| *cid));
+                for (cid, data) in &delivered {
+                    if data.len() <= keep_left {
+                        keep_left -= data.len();
+                        stats.kept.push((*cid, data.clone()));
+                    }
+                }
                 storing.spawn_blocking(self.store_job(delivered, depth));
             }
             // Bound the blocks held in memory while stores run; when the network has nothing
