@@ -300,10 +300,8 @@ impl PackStore {
             .len();
         let available = size.saturating_sub(at.offset).min(len);
         // At most MAX_BLOCK_SIZE, checked above.
-        let mut data = vec![0; usize::try_from(available).unwrap_or(0)];
-        file.read_exact_at(&mut data, at.offset)
-            .map_err(|e| StoreError::io("read pack", path(), e))?;
-        Ok(data)
+        let want = usize::try_from(available).unwrap_or(0);
+        read_exact_at(&file, want, at.offset).map_err(|e| StoreError::io("read pack", path(), e))
     }
 
     /// What the stored checksum of the block under `key` says of `data`.
@@ -452,5 +450,20 @@ impl RawBlocks for PackStore {
     }
 }
 
+/// `len` bytes of `file` from `offset`, read straight into a new buffer's spare capacity (a
+/// block-sized buffer is not zeroed only to be overwritten).
+fn read_exact_at(file: &File, len: usize, offset: u64) -> io::Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(len);
+    while data.len() < len {
+        let at = offset + data.len() as u64;
+        let n = rustix::io::pread(file, rustix::buffer::spare_capacity(&mut data), at)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    // The capacity may be more than asked for; what was read past `len` is not the block's.
+    data.truncate(len);
+    Ok(data)
+}
 #[cfg(test)]
 mod tests;

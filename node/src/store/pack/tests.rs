@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use cid::Cid;
 
-use super::{Location, PackStore};
+use super::{Location, PackStore, read_exact_at};
 use crate::content::cid::{CODEC_RAW, block_cid};
 use crate::store::{Blockstore, StoreError};
 use crate::store::{Integrity, RawBlocks};
@@ -343,4 +343,20 @@ fn get_rehashed_hashes_even_when_the_checksum_matches() {
 
     let good = put(&store, &named);
     assert_eq!(store.get_rehashed(&good).unwrap(), Some(named));
+}
+
+#[test]
+fn reads_fill_exactly_the_bytes_asked_for_and_a_short_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let content = bytes(300_000, 9);
+    fs::write(&path, &content).unwrap();
+    let file = fs::File::open(&path).unwrap();
+    assert_eq!(read_exact_at(&file, 0, 10).unwrap(), Vec::<u8>::new());
+    assert_eq!(read_exact_at(&file, 5, 0).unwrap(), content[..5]);
+    let middle = read_exact_at(&file, 262_144, 1_000).unwrap();
+    assert_eq!(middle.len(), 262_144);
+    assert_eq!(middle, content[1_000..263_144]);
+    let past = read_exact_at(&file, 100, 299_950).unwrap_err();
+    assert_eq!(past.kind(), std::io::ErrorKind::UnexpectedEof);
 }
