@@ -192,7 +192,7 @@ async fn serve(
             let Ok(frame) = encode_framed(&reply, ProtocolVersion::V1_2_0) else {
                 return;
             };
-            if out.write_all(&frame).await.is_err() || out.flush().await.is_err() {
+            if out.write_all(&frame.to_vec()).await.is_err() || out.flush().await.is_err() {
                 return;
             }
             counters.sent.fetch_add(blocks, Ordering::SeqCst);

@@ -1,46 +1,94 @@
 //! Bitswap framing: each message on a stream is an unsigned-varint length prefix followed by
 //! that many bytes of protobuf ([`super::message`]), at most [`MAX_MESSAGE_SIZE`] of them.
-//! [`encode_framed`] builds a frame in one buffer; [`frame_header`] reads a prefix as soon as
+//! [`encode_framed`] builds a frame as pieces that leave block bytes where they are; [`frame_header`] reads a prefix as soon as
 //! its bytes are there, refusing an oversize or padded one at once; [`decode_framed`] takes the
 //! first whole frame off a buffer.
 
-use super::message::{MAX_MESSAGE_SIZE, Message, MessageError, ProtocolVersion};
+use bytes::Bytes;
+
+use super::message::{EncodeSink, MAX_MESSAGE_SIZE, Message, MessageError, ProtocolVersion};
 use crate::content::proto::{ProtoError, put_varint, read_varint};
 
 /// Longest valid length prefix for a [`MAX_MESSAGE_SIZE`] message (4 MiB needs 23 bits).
 const MAX_PREFIX_LEN: usize = 4;
 
 /// Encode `msg` for `version` with its length prefix, refusing anything over
-/// [`MAX_MESSAGE_SIZE`] (which the peer would refuse too).
+/// [`MAX_MESSAGE_SIZE`] (which the peer would refuse too). Block bytes are not copied: the
+/// frame is the fields around them and the blocks' own buffers, written one after another.
 pub fn encode_framed(msg: &Message, version: ProtocolVersion) -> Result<Frame, MessageError> {
-    // The body is encoded after room for the longest prefix; the real prefix is then written
-    // just before the body, so the frame is one buffer and the body is never copied again.
-    let mut buf = Vec::with_capacity(MAX_PREFIX_LEN + msg.size_hint());
-    buf.resize(MAX_PREFIX_LEN, 0);
-    msg.encode_into(&mut buf, version);
-    let len = buf.len() - MAX_PREFIX_LEN;
+    let mut pieces = Pieces::default();
+    // Room for the longest prefix; the real one is written just before the body once its
+    // length is known.
+    pieces.cur.resize(MAX_PREFIX_LEN, 0);
+    msg.encode_into(&mut pieces, version);
+    let len = pieces.len + pieces.cur.len() - MAX_PREFIX_LEN;
     if len > MAX_MESSAGE_SIZE {
         return Err(MessageError::TooLarge { len });
     }
+    pieces.close();
     let mut prefix = Vec::with_capacity(MAX_PREFIX_LEN);
     put_varint(&mut prefix, len as u64);
     let start = MAX_PREFIX_LEN - prefix.len();
-    buf[start..MAX_PREFIX_LEN].copy_from_slice(&prefix);
-    Ok(Frame { buf, start })
+    let mut parts = pieces.done;
+    if let Some(first) = parts.first_mut() {
+        // The first piece was opened with the prefix room, so it is ours and not shared.
+        let mut head = Vec::from(std::mem::take(first));
+        head[start..MAX_PREFIX_LEN].copy_from_slice(&prefix);
+        *first = Bytes::from(head).slice(start..);
+    }
+    Ok(Frame { pieces: parts })
 }
 
-/// One length-prefixed message, ready to write: derefs to the frame's bytes.
+/// Builds a frame's pieces: fields accumulate in `cur`, block bytes close it and go in whole.
+#[derive(Default)]
+struct Pieces {
+    done: Vec<Bytes>,
+    cur: Vec<u8>,
+    /// Bytes in `done`.
+    len: usize,
+}
+
+impl Pieces {
+    fn close(&mut self) {
+        if !self.cur.is_empty() {
+            let cur = std::mem::take(&mut self.cur);
+            self.len += cur.len();
+            self.done.push(Bytes::from(cur));
+        }
+    }
+}
+
+impl EncodeSink for Pieces {
+    fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.cur
+    }
+
+    fn data(&mut self, data: &Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        self.close();
+        self.len += data.len();
+        self.done.push(data.clone());
+    }
+}
+
+/// One length-prefixed message, ready to write: its bytes are [`pieces`](Self::pieces) in
+/// order (fields, then each block's own buffer), never copied into one buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
-    buf: Vec<u8>,
-    start: usize,
+    pieces: Vec<Bytes>,
 }
 
-impl std::ops::Deref for Frame {
-    type Target = [u8];
+impl Frame {
+    /// The frame's bytes, in order.
+    pub fn pieces(&self) -> &[Bytes] {
+        &self.pieces
+    }
 
-    fn deref(&self) -> &[u8] {
-        &self.buf[self.start..]
+    /// The whole frame in one buffer (a copy).
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.pieces.concat()
     }
 }
 

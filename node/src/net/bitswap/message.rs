@@ -239,25 +239,30 @@ impl Message {
         blocks + (self.wantlist.len() + self.presences.len() + 1) * ITEM_OVERHEAD
     }
 
-    pub(super) fn encode_into(&self, out: &mut Vec<u8>, version: ProtocolVersion) {
+    /// Encode into `out`: the fields into its buffer, each block's bytes through
+    /// [`EncodeSink::data`] (appended to a plain buffer, or kept apart by a
+    /// [`Pieces`](super::frame) sink that writes them without copying).
+    pub(super) fn encode_into(&self, out: &mut impl EncodeSink, version: ProtocolVersion) {
         let wantlist = self.encode_wantlist(version);
         if !wantlist.is_empty() {
-            put_bytes_field(out, 1, &wantlist);
+            put_bytes_field(out.buf(), 1, &wantlist);
         }
         for block in &self.blocks {
             if !version.supports_payload() {
                 if version.can_express(&block.cid) {
-                    put_bytes_field(out, 2, &block.data);
+                    put_data_field(out, 2, &block.data);
                 }
                 continue;
             }
             let prefix = CidPrefix::of(&block.cid).to_bytes();
             let len = proto::bytes_field_len(prefix.len()) + bytes_len(block.data.len());
-            put_tag(out, 3, proto::WIRE_LEN);
-            put_varint(out, len as u64);
-            put_bytes_field(out, 1, &prefix);
-            put_bytes_field(out, 2, &block.data);
+            let buf = out.buf();
+            put_tag(buf, 3, proto::WIRE_LEN);
+            put_varint(buf, len as u64);
+            put_bytes_field(buf, 1, &prefix);
+            put_data_field(out, 2, &block.data);
         }
+        let out = out.buf();
         if version.supports_have() {
             for p in &self.presences {
                 let mut inner = Vec::new();
@@ -437,6 +442,31 @@ fn next<'a>(
 
 fn wire_type(part: &'static str, field: u32) -> MessageError {
     MessageError::WireType { part, field }
+}
+
+/// Where [`Message::encode_into`] writes: a buffer for the fields, and a place for block bytes.
+pub(super) trait EncodeSink {
+    /// The buffer fields are appended to.
+    fn buf(&mut self) -> &mut Vec<u8>;
+    /// Block bytes, placed right after what [`buf`](Self::buf) holds so far.
+    fn data(&mut self, data: &Bytes);
+}
+
+impl EncodeSink for Vec<u8> {
+    fn buf(&mut self) -> &mut Vec<u8> {
+        self
+    }
+
+    fn data(&mut self, data: &Bytes) {
+        self.extend_from_slice(data);
+    }
+}
+
+/// A length-delimited field whose value is block bytes.
+fn put_data_field(out: &mut impl EncodeSink, field: u32, data: &Bytes) {
+    put_tag(out.buf(), field, proto::WIRE_LEN);
+    put_varint(out.buf(), data.len() as u64);
+    out.data(data);
 }
 
 /// protobuf int32: negative values are sign-extended to ten bytes.

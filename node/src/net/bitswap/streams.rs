@@ -129,15 +129,17 @@ pub async fn writer(
             let Some((stream, version)) = current.as_mut() else {
                 break;
             };
-            let bytes = match encode_framed(&msg, *version) {
-                Ok(b) => b,
+            let frame = match encode_framed(&msg, *version) {
+                Ok(frame) => frame,
                 Err(e) => {
                     tracing::warn!(%peer, error = %e, "bitswap message not sent");
                     break;
                 }
             };
             let write = async {
-                stream.write_all(&bytes).await?;
+                for piece in frame.pieces() {
+                    stream.write_all(piece).await?;
+                }
                 stream.flush().await
             };
             match tokio::time::timeout(WRITE_TIMEOUT, write).await {

@@ -146,7 +146,9 @@ fn every_field_round_trips_on_1_2_0() {
     let msg = every_field();
     let bytes = msg.encode(ProtocolVersion::V1_2_0);
     assert_eq!(Message::decode(&bytes), Ok(msg.clone()));
-    let framed = encode_framed(&msg, ProtocolVersion::V1_2_0).unwrap();
+    let framed = encode_framed(&msg, ProtocolVersion::V1_2_0)
+        .unwrap()
+        .to_vec();
     assert_eq!(decode_framed(&framed), Ok(Some((msg, framed.len()))));
     assert_eq!(Message::decode(&[]), Ok(Message::default()));
     assert!(Message::default().is_empty());
@@ -250,7 +252,7 @@ fn framing_survives_any_split() {
     ];
     let mut stream = Vec::new();
     for m in &messages {
-        stream.extend_from_slice(&encode_framed(m, ProtocolVersion::V1_2_0).unwrap());
+        stream.extend_from_slice(&encode_framed(m, ProtocolVersion::V1_2_0).unwrap().to_vec());
     }
     for chunk in [1, 2, 3, 7, 64, 1000, stream.len()] {
         let mut buf = Vec::new();
@@ -447,10 +449,51 @@ fn frame_is_varint_length_then_body_for_every_prefix_length() {
             crate::content::proto::put_varint(&mut expected, body.len() as u64);
             expected.extend_from_slice(&body);
             assert_eq!(
-                &*encode_framed(&msg, version).unwrap(),
+                &encode_framed(&msg, version).unwrap().to_vec(),
                 &expected[..],
                 "{size} {version:?}"
             );
         }
     }
+}
+
+#[test]
+fn a_frame_writes_block_bytes_from_their_own_buffers() {
+    let blocks: Vec<Block> = [300_000usize, 0, 5]
+        .iter()
+        .map(|&len| {
+            let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            Block {
+                cid: block_cid(CODEC_RAW, 1, &data),
+                data: data.into(),
+            }
+        })
+        .collect();
+    let msg = Message {
+        blocks: blocks.clone(),
+        pending_bytes: 7,
+        ..Message::default()
+    };
+    let frame = encode_framed(&msg, ProtocolVersion::V1_2_0).unwrap();
+    for block in blocks.iter().filter(|b| !b.data.is_empty()) {
+        assert!(
+            frame
+                .pieces()
+                .iter()
+                .any(|p| p.as_ptr() == block.data.as_ptr() && p.len() == block.data.len()),
+            "block of {} bytes was copied",
+            block.data.len()
+        );
+    }
+    assert_eq!(
+        decode_framed(&frame.to_vec()).unwrap().map(|(m, _)| m),
+        Some(msg)
+    );
+    // No blocks: one piece, prefix included.
+    let wants = Message {
+        wantlist: vec![WantlistEntry::cancel(blocks[0].cid)],
+        ..Message::default()
+    };
+    let frame = encode_framed(&wants, ProtocolVersion::V1_2_0).unwrap();
+    assert_eq!(frame.pieces().len(), 1);
 }

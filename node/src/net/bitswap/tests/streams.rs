@@ -75,7 +75,7 @@ async fn frames_come_out_whole_however_the_bytes_arrive() {
     ];
     let mut stream = Vec::new();
     for m in &messages {
-        stream.extend_from_slice(&encode_framed(m, ProtocolVersion::V1_2_0).unwrap());
+        stream.extend_from_slice(&encode_framed(m, ProtocolVersion::V1_2_0).unwrap().to_vec());
     }
     for step in [1, 3, 4096, 65_536, 65_537, 300_000, stream.len()] {
         let (got, end) = read_all(stream.clone(), step).await;
@@ -102,7 +102,9 @@ async fn an_oversize_length_prefix_is_refused_before_its_body() {
 
 #[tokio::test]
 async fn a_stream_ending_inside_a_frame_ends_without_a_message() {
-    let frame = encode_framed(&message_of(&[50_000], 9), ProtocolVersion::V1_2_0).unwrap();
+    let frame = encode_framed(&message_of(&[50_000], 9), ProtocolVersion::V1_2_0)
+        .unwrap()
+        .to_vec();
     let (got, end) = read_all(frame[..frame.len() - 1].to_vec(), 1000).await;
     assert!(got.is_empty() && end.is_ok(), "{got:?} {end:?}");
 }
