@@ -5,7 +5,7 @@
 //!
 //! glibc also gives each thread that allocates under contention an arena of its own (up to
 //! eight per core); a daemon whose blocking pool runs many short tasks ends up with dozens,
-//! each holding its own free memory. [`tune_allocator`] caps them at [`ARENAS`] unless the
+//! each holding its own free memory. [`limit_arenas`] caps them at [`ARENAS`] unless the
 //! operator set `MALLOC_ARENA_MAX`: a one-node cluster with 10,000 pins went from +44 MiB to
 //! +33..38 MiB resident over an empty node (release build, bench/cluster.sh's setup) with two
 //! arenas. One arena does better still: in the 3-node cluster with 10,000 pins of replication
@@ -18,7 +18,7 @@
 //! Block-sized buffers (256 KiB leaves, 2 MiB bitswap messages) are above glibc's default
 //! mmap threshold, so by default each one was a fresh `mmap` whose pages the kernel faulted in
 //! and zeroed, then unmapped on free: about 118,000–165,000 page faults in the serving
-//! daemon per GiB sent. [`tune_allocator`] serves them from the heap instead (mmap threshold
+//! daemon per GiB sent. [`serve_buffers_from_heap`] serves them from the heap instead (mmap threshold
 //! [`MMAP_THRESHOLD`], trim threshold [`TRIM_THRESHOLD`]), so freed buffers are reused: about
 //! 3,000 faults per GiB, and the serving daemon's CPU per GiB fell from 1.59–1.74 s to
 //! 1.38–1.55 s (release build, 1 GiB node-to-node, interleaved runs). The periodic trim
@@ -68,12 +68,28 @@ pub fn settings(var: impl Fn(&str) -> Option<String>) -> Vec<Setting> {
     out
 }
 
-/// Tune glibc for the daemon ([`settings`]): at most [`ARENAS`] heap arenas, and block-sized
-/// buffers from the heap. Call once at daemon start, before the worker threads exist.
+/// Cap glibc's heap arenas ([`Setting::ArenaMax`] of [`settings`]). Call once at daemon
+/// start, before the worker threads exist.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn tune_allocator() {
+pub fn limit_arenas() {
+    apply_all(|s| matches!(s, Setting::ArenaMax(_)));
+}
+
+/// Serve block-sized buffers from the heap ([`Setting::MmapThreshold`] and
+/// [`Setting::TrimThreshold`] of [`settings`]). Call once the repository is open, not
+/// before: sled sizes its page table with 2 and 4 MiB zeroed allocations of which it touches
+/// little. Under glibc's default threshold they are their own mappings, resident only where
+/// touched; from the heap, reused memory is cleared and resident in full (an idle daemon
+/// went from 18 to 25 MiB).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn serve_buffers_from_heap() {
+    apply_all(|s| !matches!(s, Setting::ArenaMax(_)));
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn apply_all(which: impl Fn(&Setting) -> bool) {
     for setting in settings(|name| std::env::var(name).ok()) {
-        if !apply(setting) {
+        if which(&setting) && !apply(setting) {
             tracing::debug!(?setting, "mallopt refused; the allocator keeps its default");
         }
     }
@@ -93,9 +109,13 @@ fn apply(setting: Setting) -> bool {
     unsafe { libc::mallopt(param, value) == 1 }
 }
 
-/// Tune the allocator where that is a thing (glibc).
+/// Cap the allocator's heap arenas where that is a thing (glibc).
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn tune_allocator() {}
+pub fn limit_arenas() {}
+
+/// Serve block-sized buffers from the heap where the allocator has such a setting (glibc).
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn serve_buffers_from_heap() {}
 
 /// Return free heap pages to the operating system where the allocator keeps them.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

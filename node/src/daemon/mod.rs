@@ -38,7 +38,7 @@ pub fn run(global: &GlobalArgs, args: &NodeArgs) -> Result<()> {
         Some(file) => Auth::from_file(file)?,
         None => Auth::open(),
     };
-    crate::memory::tune_allocator();
+    crate::memory::limit_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -72,6 +72,7 @@ async fn sample_store(repo: Arc<Repo>, metrics: Metrics) {
 
 async fn run_async(path: &Path, args: &NodeArgs, auth: Auth) -> Result<()> {
     let repo = Arc::new(Repo::open_or_init(path, args.blockstore)?);
+    crate::memory::serve_buffers_from_heap();
     remove_stale_files(path);
     let key = identity::load_or_create(path)?;
     let public_key = key.public();
