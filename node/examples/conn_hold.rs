@@ -18,6 +18,9 @@ use tokio::sync::{Semaphore, mpsc};
 /// Handshakes in flight at once: below the node's pending-incoming limit (64).
 const PENDING_HANDSHAKES: usize = 32;
 
+/// Dials per peer before its failure is reported.
+const DIAL_ATTEMPTS: u32 = 3;
+
 #[derive(NetworkBehaviour)]
 struct Peer {
     identify: identify::Behaviour,
@@ -96,12 +99,13 @@ async fn peer(
             return;
         }
     };
-    if let Err(e) = swarm.dial(target) {
+    if let Err(e) = swarm.dial(target.clone()) {
         let _ = up.send(Err(e.to_string())).await;
         return;
     }
     let mut reported = false;
     let mut permit = Some(permit);
+    let mut attempts = 1;
     loop {
         match swarm.select_next_some().await {
             SwarmEvent::ConnectionEstablished { .. } if !reported => {
@@ -109,8 +113,20 @@ async fn peer(
                 drop(permit.take());
                 let _ = up.send(Ok(())).await;
             }
+            // A few handshakes out of 1,000 have failed under load ("Broken pipe" while the
+            // node was busy with the others): dial again before calling the peer failed.
+            SwarmEvent::OutgoingConnectionError { .. } if !reported && attempts < DIAL_ATTEMPTS => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Err(e) = swarm.dial(target.clone()) {
+                    let _ = up.send(Err(e.to_string())).await;
+                    return;
+                }
+            }
             SwarmEvent::OutgoingConnectionError { error, .. } if !reported => {
-                let _ = up.send(Err(error.to_string())).await;
+                let _ = up
+                    .send(Err(format!("{error} (after {attempts} dials)")))
+                    .await;
                 return;
             }
             SwarmEvent::ConnectionClosed { .. } => return,
