@@ -25,6 +25,9 @@ const CHANNEL_DEPTH: usize = 16;
 /// Bytes a [`ByteSink`] gathers before sending a chunk.
 const CHUNK: usize = 256 << 10;
 
+/// Shorter block slices are copied into a [`ByteSink`]'s chunk rather than sent alone.
+const SHARE_AT_LEAST: usize = 16 << 10;
+
 type Chunk = Result<Bytes, std::io::Error>;
 
 /// One JSON value as the whole answer.
@@ -154,6 +157,20 @@ impl Write for ByteSink {
                 .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
         }
         Ok(())
+    }
+}
+
+/// Block slices go out as they are, without a copy into the sink's buffer; small ones are
+/// gathered like written bytes, so a body is not a stream of tiny chunks.
+impl crate::content::exporter::ByteOut for ByteSink {
+    fn put(&mut self, bytes: Bytes) -> std::io::Result<()> {
+        if bytes.len() < SHARE_AT_LEAST {
+            return self.write_all(&bytes);
+        }
+        self.flush()?;
+        self.sender
+            .send(bytes)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
     }
 }
 

@@ -12,7 +12,7 @@ use super::body::{bytes_blocking, ok_json};
 use super::{ApiError, Call, Commands, NodeState};
 use crate::content::cid::IpfsPath;
 use crate::content::exporter::{
-    BlockSource, ExportError, ListEntry, NodeKind, SourceError, list, read_range, resolve, stat,
+    BlockSource, ExportError, ListEntry, NodeKind, SourceError, list, read_range_to, resolve, stat,
 };
 use crate::daemon::source::NetworkSource;
 use crate::net::bitswap::fetch::FetchError;
@@ -68,7 +68,7 @@ async fn cat(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
     bytes_blocking("text/plain", move |out| {
         let source = network_source(&node, runtime);
         let cid = resolve(&source, &path).map_err(export_error)?;
-        read_range(&source, &cid, offset, length, out).map_err(export_error)?;
+        read_range_to(&source, &cid, offset, length, out).map_err(export_error)?;
         Ok(())
     })
     .await

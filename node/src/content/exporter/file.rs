@@ -5,6 +5,8 @@
 
 use std::io::Write;
 
+use bytes::Bytes;
+
 use cid::Cid;
 
 use super::prefetch::{PREFETCH_WINDOW, prefetch_runs};
@@ -19,6 +21,39 @@ pub fn read_range(
     offset: u64,
     length: Option<u64>,
     out: &mut dyn Write,
+) -> Result<u64, ExportError> {
+    read_range_to(src, cid, offset, length, &mut Copying(out))
+}
+
+/// Where [`read_range_to`] puts file bytes: each piece is a slice of a block, so a sink that
+/// queues them (an HTTP body) can keep them without copying.
+pub trait ByteOut {
+    fn put(&mut self, bytes: Bytes) -> std::io::Result<()>;
+}
+
+/// A plain writer as a [`ByteOut`]: the bytes are copied into it.
+struct Copying<'a>(&'a mut dyn Write);
+
+impl ByteOut for Copying<'_> {
+    fn put(&mut self, bytes: Bytes) -> std::io::Result<()> {
+        self.0.write_all(&bytes)
+    }
+}
+
+impl ByteOut for Vec<u8> {
+    fn put(&mut self, bytes: Bytes) -> std::io::Result<()> {
+        self.extend_from_slice(&bytes);
+        Ok(())
+    }
+}
+
+/// [`read_range`] into a [`ByteOut`], which receives the blocks' own bytes.
+pub fn read_range_to(
+    src: &dyn BlockSource,
+    cid: &Cid,
+    offset: u64,
+    length: Option<u64>,
+    out: &mut dyn ByteOut,
 ) -> Result<u64, ExportError> {
     let end = length.map_or(u64::MAX, |l| offset.saturating_add(l));
     let mut written = 0;
@@ -44,7 +79,7 @@ pub(super) struct FileRead<'a> {
     pub(super) to: u64,
     /// The prefetch window ([`PREFETCH_WINDOW`]; smaller in tests).
     pub(super) window: u64,
-    pub(super) out: &'a mut dyn Write,
+    pub(super) out: &'a mut dyn ByteOut,
     pub(super) written: &'a mut u64,
 }
 
@@ -55,8 +90,8 @@ impl FileRead<'_> {
         if depth > MAX_DEPTH {
             return Err(ExportError::TooDeep(*cid));
         }
-        let (node, data) = match decode(self.src, cid)? {
-            Decoded::Raw(bytes) => return self.emit(&bytes, start),
+        let (node, mut data) = match decode(self.src, cid)? {
+            Decoded::Raw(bytes) => return self.emit(bytes, start),
             Decoded::Unixfs(node, data) => (node, data),
         };
         match data.kind {
@@ -71,7 +106,8 @@ impl FileRead<'_> {
                 });
             }
         }
-        let inline = data.data.as_deref().unwrap_or_default();
+        let inline = data.data.take().unwrap_or_default();
+        let inline_len = inline.len() as u64;
         self.emit(inline, start)?;
         if node.links.len() != data.blocksizes.len() {
             return Err(ExportError::Malformed {
@@ -79,7 +115,7 @@ impl FileRead<'_> {
                 reason: "blocksizes do not match links".into(),
             });
         }
-        let mut next = start + inline.len() as u64;
+        let mut next = start + inline_len;
         let spans: Vec<(u64, u64)> = data
             .blocksizes
             .iter()
@@ -117,17 +153,17 @@ impl FileRead<'_> {
         Ok(())
     }
 
-    fn emit(&mut self, bytes: &[u8], start: u64) -> Result<(), ExportError> {
+    fn emit(&mut self, bytes: Bytes, start: u64) -> Result<(), ExportError> {
         emit(bytes, start, self.from, self.to, self.out, self.written)
     }
 }
 
 fn emit(
-    bytes: &[u8],
+    bytes: Bytes,
     start: u64,
     from: u64,
     to: u64,
-    out: &mut dyn Write,
+    out: &mut dyn ByteOut,
     written: &mut u64,
 ) -> Result<(), ExportError> {
     let len = bytes.len() as u64;
@@ -135,9 +171,9 @@ fn emit(
     let hi = to.saturating_sub(start).min(len);
     if lo < hi {
         // lo and hi are within bytes.len(), which is a usize.
-        let slice = &bytes[lo as usize..hi as usize];
-        out.write_all(slice)?;
+        let slice = bytes.slice(lo as usize..hi as usize);
         *written += slice.len() as u64;
+        out.put(slice)?;
     }
     Ok(())
 }

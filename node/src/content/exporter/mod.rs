@@ -34,7 +34,7 @@ use super::dagpb::PbNode;
 use super::unixfs::{DataType, UnixfsData};
 
 pub use directory::{list, lookup, resolve};
-pub use file::read_range;
+pub use file::{ByteOut, read_range, read_range_to};
 pub use prefetch::{PREFETCH_WINDOW, prefetch_runs};
 
 /// Error a [`BlockSource`] reports.
