@@ -22,7 +22,7 @@
 //! Commands run in `spawn_blocking`, so `get_block` may block on the runtime handle.
 
 use bytes::Bytes;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -45,9 +45,7 @@ pub struct NetworkSource<'a> {
     /// The fetch started by the last `prefetch_next`, if nobody has waited for it yet.
     ahead: Mutex<Option<Ahead>>,
     /// Blocks our fetches delivered (verified on arrival) that have not been read yet.
-    fresh: Mutex<HashSet<Multihash>>,
-    /// The bytes of some of the `fresh` blocks (at most [`KEPT_BYTES`]), taken when read.
-    kept: Mutex<Kept>,
+    fresh: Mutex<Fresh>,
 }
 
 /// Bytes of delivered blocks one fetch hands back: a prefetch window's leaves and the nodes
@@ -57,14 +55,15 @@ const KEEP_PER_FETCH: usize = PREFETCH_WINDOW as usize + (1 << 20);
 /// Delivered bytes a source holds at most: the window being read and the one fetched ahead.
 pub const KEPT_BYTES: usize = 2 * KEEP_PER_FETCH;
 
-/// Delivered blocks held for their first read, at most `limit` bytes of them.
-struct Kept {
-    blocks: HashMap<Multihash, Bytes>,
+/// Delivered blocks not read yet, with the bytes of some of them (at most `limit` bytes).
+struct Fresh {
+    blocks: HashMap<Multihash, Option<Bytes>>,
+    /// Bytes held in `blocks`.
     bytes: usize,
     limit: usize,
 }
 
-impl Kept {
+impl Fresh {
     fn new(limit: usize) -> Self {
         Self {
             blocks: HashMap::new(),
@@ -73,22 +72,35 @@ impl Kept {
         }
     }
 
-    /// Hold `data` for `hash` unless that would pass the limit; false when it was not held.
-    fn add(&mut self, hash: Multihash, data: Bytes) -> bool {
-        let replaced = self.blocks.get(&hash).map_or(0, Bytes::len);
+    /// Note `hash` as delivered (bytes already held for it stay).
+    fn note(&mut self, hash: Multihash) {
+        self.blocks.entry(hash).or_insert(None);
+    }
+
+    /// Note `hash` as delivered and hold `data` for it, unless that would pass the limit;
+    /// false (and nothing changed) when it would.
+    fn keep(&mut self, hash: Multihash, data: Bytes) -> bool {
+        let replaced = self.held(&hash);
         if self.bytes - replaced + data.len() > self.limit {
             return false;
         }
         self.bytes = self.bytes - replaced + data.len();
-        self.blocks.insert(hash, data);
+        self.blocks.insert(hash, Some(data));
         true
     }
 
-    /// The bytes held for `hash`, no longer held.
-    fn take(&mut self, hash: &Multihash) -> Option<Bytes> {
-        let data = self.blocks.remove(hash)?;
-        self.bytes -= data.len();
-        Some(data)
+    fn held(&self, hash: &Multihash) -> usize {
+        self.blocks
+            .get(hash)
+            .and_then(Option::as_ref)
+            .map_or(0, Bytes::len)
+    }
+
+    /// Whether `hash` was delivered and not read since, with its bytes when held; it is no
+    /// longer fresh afterwards.
+    fn take(&mut self, hash: &Multihash) -> Option<Option<Bytes>> {
+        self.bytes -= self.held(hash);
+        self.blocks.remove(hash)
     }
 }
 
@@ -119,8 +131,7 @@ impl<'a> NetworkSource<'a> {
             timeout,
             reports: Mutex::new(Vec::new()),
             ahead: Mutex::new(None),
-            fresh: Mutex::new(HashSet::new()),
-            kept: Mutex::new(Kept::new(KEPT_BYTES)),
+            fresh: Mutex::new(Fresh::new(KEPT_BYTES)),
         }
     }
 
@@ -139,26 +150,17 @@ impl<'a> NetworkSource<'a> {
     /// The block as our fetch just delivered (and verified) it: from memory when kept, else
     /// read back from the store as stored. Any other block is read and verified by the store.
     fn read_local(&self, cid: &Cid) -> Result<Option<Bytes>, crate::store::StoreError> {
-        if self.take_fresh(cid) {
-            if let Some(data) = self.take_kept(cid) {
-                return Ok(Some(data));
+        let fresh = self.fresh.lock().ok().and_then(|mut f| f.take(cid.hash()));
+        match fresh {
+            Some(Some(data)) => return Ok(Some(data)),
+            Some(None) => {
+                if let Some(data) = self.store.get_unverified(cid.hash())? {
+                    return Ok(Some(data.into()));
+                }
             }
-            if let Some(data) = self.store.get_unverified(cid.hash())? {
-                return Ok(Some(data.into()));
-            }
+            None => {}
         }
         Ok(self.store.get(cid)?.map(Bytes::from))
-    }
-
-    fn take_kept(&self, cid: &Cid) -> Option<Bytes> {
-        self.kept.lock().ok()?.take(cid.hash())
-    }
-
-    /// Whether `cid` was delivered by one of our fetches and not read since.
-    fn take_fresh(&self, cid: &Cid) -> bool {
-        self.fresh
-            .lock()
-            .is_ok_and(|mut fresh| fresh.remove(cid.hash()))
     }
 
     /// Fetch `cids` to `depth`, keeping what it delivers for the reads that follow.
@@ -180,11 +182,11 @@ impl<'a> NetworkSource<'a> {
     /// its bytes in its top peer's report.
     fn record(&self, stats: FetchStats) {
         if let Ok(mut fresh) = self.fresh.lock() {
-            fresh.extend(stats.delivered.iter().map(|cid| *cid.hash()));
-        }
-        if let Ok(mut kept) = self.kept.lock() {
+            for cid in &stats.delivered {
+                fresh.note(*cid.hash());
+            }
             for (cid, data) in stats.kept {
-                if !kept.add(*cid.hash(), data) {
+                if !fresh.keep(*cid.hash(), data) {
                     break; // the rest are read back from the store
                 }
             }
@@ -300,26 +302,37 @@ mod tests {
 
     #[test]
     fn kept_blocks_stay_within_the_limit_and_are_taken_once() {
-        let (a, b, c) = (
+        let (a, b, c, d) = (
             sha256_multihash(b"a"),
             sha256_multihash(b"b"),
             sha256_multihash(b"c"),
+            sha256_multihash(b"d"),
         );
-        let mut kept = Kept::new(10);
-        assert!(kept.add(a, Bytes::from_static(b"123456")));
-        assert!(!kept.add(b, Bytes::from_static(b"12345")), "6 + 5 > 10");
-        assert!(kept.add(b, Bytes::from_static(b"1234")));
-        assert_eq!(kept.bytes, 10);
+        let held = |data: &'static [u8]| Some(Some(Bytes::from_static(data)));
+        let mut fresh = Fresh::new(10);
+        assert!(fresh.keep(a, Bytes::from_static(b"123456")));
+        assert!(!fresh.keep(b, Bytes::from_static(b"12345")), "6 + 5 > 10");
+        assert!(fresh.keep(b, Bytes::from_static(b"1234")));
+        assert_eq!(fresh.bytes, 10);
         // The same block again replaces, not adds to, what is held for it.
-        assert!(kept.add(a, Bytes::from_static(b"123456")));
-        assert_eq!(kept.bytes, 10);
-        assert!(!kept.add(c, Bytes::from_static(b"1")));
-        assert_eq!(kept.take(&a).as_deref(), Some(&b"123456"[..]));
-        assert_eq!(kept.take(&a), None, "taken once");
-        assert_eq!(kept.bytes, 4);
-        assert!(kept.add(c, Bytes::from_static(b"1")));
-        assert_eq!(kept.take(&b).as_deref(), Some(&b"1234"[..]));
-        assert_eq!(kept.take(&c).as_deref(), Some(&b"1"[..]));
-        assert_eq!(kept.bytes, 0);
+        assert!(fresh.keep(a, Bytes::from_static(b"123456")));
+        assert_eq!(fresh.bytes, 10);
+        assert!(!fresh.keep(c, Bytes::from_static(b"1")));
+        assert_eq!(fresh.take(&a), held(b"123456"));
+        assert_eq!(fresh.take(&a), None, "taken once");
+        assert_eq!(fresh.bytes, 4);
+        assert!(fresh.keep(c, Bytes::from_static(b"1")));
+        assert_eq!(fresh.take(&b), held(b"1234"));
+        assert_eq!(fresh.take(&c), held(b"1"));
+        assert_eq!(fresh.bytes, 0);
+
+        // A block noted without bytes is fresh once; noting a held one keeps its bytes.
+        fresh.note(d);
+        assert!(fresh.keep(a, Bytes::from_static(b"12")));
+        fresh.note(a);
+        assert_eq!(fresh.take(&d), Some(None));
+        assert_eq!(fresh.take(&d), None);
+        assert_eq!(fresh.take(&a), held(b"12"));
+        assert_eq!(fresh.bytes, 0);
     }
 }
