@@ -17,8 +17,8 @@
 //!
 //! Block-sized buffers (256 KiB leaves, 2 MiB bitswap messages) are above glibc's default
 //! mmap threshold, so by default each one was a fresh `mmap` whose pages the kernel faulted in
-//! and zeroed, then unmapped on free: about 118,000–165,000 page faults in the serving
-//! daemon per GiB sent. [`serve_buffers_from_heap`] serves them from the heap instead (mmap threshold
+//! and zeroed, then unmapped on free: 88,000–190,000 page faults in the serving daemon per
+//! GiB sent. [`serve_buffers_from_heap`] serves them from the heap instead (mmap threshold
 //! [`MMAP_THRESHOLD`], trim threshold [`TRIM_THRESHOLD`]), so freed buffers are reused: about
 //! 3,000 faults per GiB, and the serving daemon's CPU per GiB fell from 1.59–1.74 s to
 //! 1.38–1.55 s (release build, 1 GiB node-to-node, interleaved runs). The periodic trim

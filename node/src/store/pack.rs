@@ -465,5 +465,6 @@ fn read_exact_at(file: &File, len: usize, offset: u64) -> io::Result<Vec<u8>> {
     data.truncate(len);
     Ok(data)
 }
+
 #[cfg(test)]
 mod tests;

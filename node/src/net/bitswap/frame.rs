@@ -1,8 +1,8 @@
 //! Bitswap framing: each message on a stream is an unsigned-varint length prefix followed by
 //! that many bytes of protobuf ([`super::message`]), at most [`MAX_MESSAGE_SIZE`] of them.
-//! [`encode_framed`] builds a frame as pieces that leave block bytes where they are; [`frame_header`] reads a prefix as soon as
-//! its bytes are there, refusing an oversize or padded one at once; [`decode_framed`] takes the
-//! first whole frame off a buffer.
+//! [`encode_framed`] builds a frame as pieces that leave block bytes where they are;
+//! [`frame_header`] reads a prefix as soon as its bytes are there, refusing an oversize or
+//! padded one at once; [`decode_framed`] takes the first whole frame off a buffer.
 
 use bytes::Bytes;
 
@@ -21,7 +21,7 @@ pub fn encode_framed(msg: &Message, version: ProtocolVersion) -> Result<Frame, M
     // length is known.
     pieces.cur.resize(MAX_PREFIX_LEN, 0);
     msg.encode_into(&mut pieces, version);
-    let len = pieces.len + pieces.cur.len() - MAX_PREFIX_LEN;
+    let len = pieces.len() - MAX_PREFIX_LEN;
     if len > MAX_MESSAGE_SIZE {
         return Err(MessageError::TooLarge { len });
     }
@@ -44,17 +44,18 @@ pub fn encode_framed(msg: &Message, version: ProtocolVersion) -> Result<Frame, M
 struct Pieces {
     done: Vec<Bytes>,
     cur: Vec<u8>,
-    /// Bytes in `done`.
-    len: usize,
 }
 
 impl Pieces {
     fn close(&mut self) {
         if !self.cur.is_empty() {
-            let cur = std::mem::take(&mut self.cur);
-            self.len += cur.len();
-            self.done.push(Bytes::from(cur));
+            self.done.push(Bytes::from(std::mem::take(&mut self.cur)));
         }
+    }
+
+    /// Bytes so far.
+    fn len(&self) -> usize {
+        self.done.iter().map(Bytes::len).sum::<usize>() + self.cur.len()
     }
 }
 
@@ -68,7 +69,6 @@ impl EncodeSink for Pieces {
             return;
         }
         self.close();
-        self.len += data.len();
         self.done.push(data.clone());
     }
 }
