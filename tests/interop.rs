@@ -20,9 +20,9 @@ use serde_json::{Value, json};
 
 /// Helia's start (module loading included) and each command's answer.
 const HELIA_TIMEOUT: Duration = Duration::from_secs(120);
-/// Many 256 KiB chunks plus a root node: enough for yamux to grow its window past 1 MiB,
-/// which is what once broke fetching from Helia.
-const FILE_SIZE: usize = (4 << 20) + 300_000;
+/// Many 256 KiB chunks plus a root node: more than twice our 4 MiB yamux stream window, so a
+/// Helia peer sends window-sized frames (what once broke fetching from Helia) more than once.
+const FILE_SIZE: usize = (10 << 20) + 300_000;
 
 fn interop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop")
