@@ -417,6 +417,51 @@ fn pin_add_through_a_daemon_fetches_the_dag_from_peers() {
     assert_eq!(b.node.cat(&cid), data);
 }
 
+/// A DAG whose root is already here but whose children are not (as an interrupted fetch
+/// leaves it): `pin add` walks the local part, fetches the rest, and pins. With the only
+/// holder gone, the same situation is refused, naming what is missing and why.
+#[test]
+fn pin_add_through_a_daemon_completes_a_partly_local_dag() {
+    let a = Daemon::start(Node::new(), &[]);
+    let b = Daemon::start(
+        Node::new(),
+        &["--bootstrap", &a.addr(), "--fetch-timeout=3"],
+    );
+    wait_for("B to connect to A", START, || {
+        peers_of(&b).contains(&a.peer_id)
+    });
+    let data = gen_bytes(79, 2_000_000);
+    let cid = a.node.add(&a.node.write("f.bin", &data), &[]);
+    let other = gen_bytes(80, 1_500_000);
+    let other_cid = a.node.add(&a.node.write("g.bin", &other), &[]);
+    // Only the roots come over: `block get` fetches the one block asked for.
+    b.node.run(&["block", "get", &cid]).ok();
+    b.node.run(&["block", "get", &other_cid]).ok();
+    b.node.run(&["pin", "add", &cid]).ok();
+    let pinned = b
+        .node
+        .run(&["pin", "ls", "--type=recursive", "-q"])
+        .ok()
+        .stdout;
+    assert_eq!(pinned.lines().collect::<Vec<_>>(), [cid.as_str()]);
+    drop(a);
+    assert_eq!(b.node.cat(&cid), data);
+    let out = b.node.run(&["pin", "add", &other_cid]);
+    assert_ne!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("is not in the repository")
+            && out.stderr.contains("fetching it from peers failed"),
+        "{}",
+        out.stderr
+    );
+    let pinned = b
+        .node
+        .run(&["pin", "ls", "--type=recursive", "-q"])
+        .ok()
+        .stdout;
+    assert!(!pinned.contains(&other_cid), "{pinned}");
+}
+
 /// Writes a Kubo-format `swarm.key` whose 32 key bytes are all `byte`.
 fn swarm_key(node: &Node, name: &str, byte: u8) -> String {
     let hex = format!("{byte:02x}").repeat(32);

@@ -1,7 +1,7 @@
 //! `pin/add`, `pin/rm`, `pin/ls` over the local pins ([`crate::ops::pin`]). `pin/add` first
-//! walks the DAGs through the daemon's network source, which fetches over Bitswap whatever
-//! they lack, as Kubo's does (each fetch within `--fetch-timeout`); offline, the CLI refuses
-//! to pin an incomplete DAG instead. `pin/ls` answers
+//! makes the DAGs complete ([`complete_dags`]: a presence walk, then a Bitswap fetch of
+//! whatever they lack, as Kubo's does, each fetch within `--fetch-timeout`); offline, the CLI
+//! refuses to pin an incomplete DAG instead. `pin/ls` answers
 //! `{"Keys":{cid:{"Type","Name"}}}`, or with `stream=true` one `{"Cid","Type","Name"}` line
 //! per pin as they are found.
 
@@ -9,15 +9,14 @@ use std::sync::Arc;
 
 use cid::Cid;
 use serde::Serialize;
-use tokio::runtime::Handle;
 use warp::reply::Response;
 
 use super::body::{ndjson_blocking, ok_json};
-use super::read::network_source;
 use super::{ApiError, Call, Commands, NodeState};
 use crate::content::cid::parse_cid_arg;
-use crate::content::walk::walk_dag;
+use crate::daemon::complete::complete_dags;
 use crate::ops::pin::{self, PinFilter};
+use crate::store::pins::PinMode;
 
 pub(super) fn register(commands: &mut Commands, node: &Arc<NodeState>) {
     commands.add("pin/add", node, add);
@@ -35,25 +34,22 @@ pub fn cid_args(args: &[String]) -> Result<Vec<Cid>, ApiError> {
 async fn add(node: Arc<NodeState>, call: Call) -> Result<Response, ApiError> {
     let cids = cid_args(call.required_args("cid")?)?;
     let recursive = call.flag("recursive", true)?;
-    let runtime = Handle::current();
-    let state = Arc::clone(&node);
-    let changed = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        // Walking the DAGs through the network source fetches what they lack, as `dag/export`
-        // does; pinning then checks they are complete and names what is still missing.
-        let fetched = if recursive {
-            let source = network_source(&state, runtime);
-            cids.iter()
-                .try_for_each(|root| walk_dag(&source, root, &mut |_, _| Ok(())))
-        } else {
-            Ok(())
-        };
-        pin::add(&state.repo, &cids, recursive).map_err(|e| match fetched {
-            Err(f) => ApiError::Internal(format!("{e}; fetching it from peers failed: {f}")),
-            Ok(()) => e.into(),
+    // Fetch what the DAGs lack, as Kubo's pin does. A DAG made complete is pinned without
+    // another walk; if fetching failed, pinning checks what is here and names what is missing.
+    let fetched = if recursive {
+        complete_dags(&node.repo, &node.bitswap, &cids, node.fetch_timeout).await
+    } else {
+        Ok(())
+    };
+    let changed = node
+        .blocking(move |repo| match fetched {
+            Ok(()) if recursive => Ok(pin::record(repo, &cids, PinMode::Recursive)?),
+            Ok(()) => Ok(pin::add(repo, &cids, false)?),
+            Err(f) => pin::add(repo, &cids, recursive).map_err(|e| {
+                ApiError::Internal(format!("{e}; fetching it from peers failed: {f}"))
+            }),
         })
-    })
-    .await
-    .map_err(ApiError::internal)??;
+        .await?;
     node.pins_may_have_changed();
     ok_json(&changed)
 }

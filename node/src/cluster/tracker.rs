@@ -6,7 +6,7 @@
 //! cluster; the blocks go at the next `repo gc`. After each round the metrics are refreshed
 //! and pins below target are logged (`replication lag`, paced by [`super::lag`]).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use cid::Cid;
@@ -16,8 +16,8 @@ use tokio::task::JoinSet;
 use super::lag::LagLog;
 use super::service::{Cluster, PIN_SLOTS};
 use super::status::LocalState;
+use crate::daemon::complete::complete_dags;
 use crate::store::pins::PinMode;
-use crate::store::walk::walk_dag_present;
 
 /// Least time between two planning rounds woken by changes; changes arriving meanwhile join
 /// the next round: every round plans over the whole pinset, so one round per finished pin
@@ -25,9 +25,6 @@ use crate::store::walk::walk_dag_present;
 const ROUND_PAUSE: Duration = Duration::from_millis(100);
 /// Least time between two refreshes of the statuses behind the metrics and lag warnings.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
-/// Fetch-and-check rounds a pin job makes before it gives up on an incomplete DAG (each
-/// round fills the gaps the last one found below blocks that were already stored).
-const FETCH_ROUNDS: usize = 4;
 
 impl Cluster {
     pub(super) async fn track(self) {
@@ -163,58 +160,16 @@ impl Cluster {
         .map_err(|e| e.to_string())?
     }
 
-    /// Make every block of `cid`'s DAG local: walk what is here, fetch what is missing. A
-    /// fetch goes below every block it delivers but not below blocks it finds already stored,
-    /// which an earlier, interrupted fetch may have left without their children: those
-    /// subtrees are walked in the next round, until nothing is missing. The walks check
-    /// presence, not hashes (the scrub and every serving read do that).
+    /// Make every block of `cid`'s DAG local ([`complete_dags`]).
     pub(super) async fn complete_dag(&self, cid: Cid) -> Result<(), String> {
-        let mut roots = vec![cid];
-        for _ in 0..FETCH_ROUNDS {
-            let missing = self.missing_below(roots).await?;
-            if missing.is_empty() {
-                return Ok(());
-            }
-            let fetched = self
-                .inner
-                .bitswap
-                .fetch_dags(&missing, self.inner.config.fetch_timeout)
-                .await
-                .map_err(|e| e.to_string())?;
-            if let Some(block) = fetched.undecodable.first() {
-                return Err(format!(
-                    "block {block} of the DAG has links that cannot be decoded"
-                ));
-            }
-            roots = fetched.already_local;
-        }
-        Err(format!(
-            "the DAG is still incomplete after {FETCH_ROUNDS} rounds of fetching"
-        ))
-    }
-
-    /// The blocks missing from the DAGs under `roots`; an error when a block's links cannot
-    /// be decoded.
-    async fn missing_below(&self, roots: Vec<Cid>) -> Result<Vec<Cid>, String> {
-        if roots.is_empty() {
-            return Ok(Vec::new());
-        }
-        let repo = std::sync::Arc::clone(&self.inner.repo);
-        tokio::task::spawn_blocking(move || {
-            let mut seen = HashSet::new();
-            let mut missing = Vec::new();
-            for root in &roots {
-                let report = walk_dag_present(repo.blocks(), root, &mut seen, |_| true)
-                    .map_err(|e| e.to_string())?;
-                if let Some((block, e)) = report.undecodable.first() {
-                    return Err(format!("block {block} of the DAG cannot be decoded: {e}"));
-                }
-                missing.extend(report.missing);
-            }
-            Ok(missing)
-        })
+        complete_dags(
+            &self.inner.repo,
+            &self.inner.bitswap,
+            &[cid],
+            self.inner.config.fetch_timeout,
+        )
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
     }
 
     /// Drop our copy of `cid` (only the local pin we made for the cluster).

@@ -8,6 +8,7 @@
 //! ([`crate::gateway`]). The addresses it listens on are logged and written to
 //! `<repo>/node.json`. SIGTERM or SIGINT shut it down and remove both files.
 
+pub mod complete;
 pub mod http;
 pub mod provide;
 pub mod source;

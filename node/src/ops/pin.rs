@@ -86,6 +86,12 @@ pub fn add(repo: &Repo, cids: &[Cid], recursive: bool) -> Result<PinsChanged, Op
     } else {
         PinMode::Direct
     };
+    record(repo, cids, mode)
+}
+
+/// Record pins of `cids` without looking at their blocks: for callers that have just made
+/// the DAGs complete (the daemon's `pin/add` after [`crate::daemon::complete::complete_dags`]).
+pub fn record(repo: &Repo, cids: &[Cid], mode: PinMode) -> Result<PinsChanged, OpError> {
     for cid in cids {
         repo.pins().add(cid, mode)?;
     }
