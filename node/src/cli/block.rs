@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 
 use super::args::BlockCommand;
 use super::output::{Ctx, cid_arg, cid_args, line};
-use super::remote::{Remote, args};
+use super::remote::{Remote, args, copy_body};
 use super::upload::{MultipartBody, Part, PartBody, content_type};
 use crate::content::cid::{CODEC_DAG_PB, CODEC_RAW, block_cid};
 use crate::content::dagpb::PbNode;
@@ -111,7 +111,7 @@ pub(super) fn remote(
         BlockCommand::Get { cid } => {
             cid_arg(&cid)?;
             let body = remote.call("block/get", &args(&[cid]), None)?;
-            std::io::copy(&mut body.into_reader(), out)?;
+            copy_body(&mut body.into_reader(), out)?;
         }
         BlockCommand::Put { file, cid_codec } => {
             let (_, data) = put_input(file.map(|f| cwd.join(f)), &cid_codec)?;

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 
 use super::args::DagCommand;
 use super::output::{Ctx, cid_arg, line};
-use super::remote::{Remote, args};
+use super::remote::{Remote, args, copy_body};
 use super::upload::{MultipartBody, Part, PartBody, content_type};
 use crate::car::{CarReader, CarWriter};
 use crate::content::exporter::BlockSource;
@@ -114,7 +114,7 @@ pub(super) fn remote(
             cid_arg(&cid)?;
             let body = remote.call("dag/export", &args(&[cid]), None)?;
             write_output(out, output.map(|o| cwd.join(o)), |w| {
-                std::io::copy(&mut body.into_reader(), w)?;
+                copy_body(&mut body.into_reader(), w)?;
                 Ok(())
             })
         }

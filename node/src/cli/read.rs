@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::{CatArgs, GetArgs, LsArgs};
 use super::output::{Ctx, line, path_arg};
-use super::remote::{Remote, args};
+use super::remote::{Remote, args, copy_body};
 use crate::api::get::{FETCHED_HEADER, decode_fetch};
 use crate::api::read::LsObject;
 use crate::content::directory::validate_name;
@@ -60,7 +60,7 @@ pub(super) fn cat_remote(remote: &Remote, a: &CatArgs, out: &mut dyn Write) -> R
         params.push(("length", length.to_string()));
     }
     let body = remote.call("cat", &params, None)?;
-    std::io::copy(&mut body.into_reader(), out)?;
+    copy_body(&mut body.into_reader(), out)?;
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 //! error whose message the daemon sent. Every command run while a daemon holds the
 //! repository goes through here.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -170,6 +170,27 @@ fn host_port(multiaddr: &str) -> Option<String> {
     }
 }
 
+/// Bytes moved per read and write when a response body is copied out. `io::copy` into a
+/// `dyn Write` goes 8 KiB at a time, each a pass through the HTTP client's body decoder and a
+/// write system call: a quarter of `cat`'s CPU for a large file.
+const COPY_CHUNK: usize = 256 * 1024;
+
+/// Copy a response body to `out`, [`COPY_CHUNK`] bytes at a time; the bytes copied.
+pub fn copy_body(body: &mut dyn Read, out: &mut dyn Write) -> std::io::Result<u64> {
+    let mut buf = vec![0; COPY_CHUNK];
+    let mut total = 0;
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        out.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
 /// `arg` parameters for each of `values`.
 pub fn args<'a>(values: &[String]) -> Params<'a> {
     values.iter().map(|v| ("arg", v.clone())).collect()
@@ -189,5 +210,17 @@ mod tests {
         assert_eq!(host_port("/dns/node/tcp/1/http").unwrap(), "node:1");
         assert!(host_port("/ip4/1.2.3.4/udp/1").is_none());
         assert!(host_port("garbage").is_none());
+    }
+
+    #[test]
+    fn bodies_are_copied_whole_across_chunks() {
+        let data: Vec<u8> = (0..COPY_CHUNK * 2 + 12_345).map(|i| (i % 251) as u8).collect();
+        let mut out = Vec::new();
+        let copied = copy_body(&mut std::io::Cursor::new(&data), &mut out).unwrap();
+        assert_eq!(copied, data.len() as u64);
+        assert_eq!(out, data);
+        let mut empty = Vec::new();
+        assert_eq!(copy_body(&mut std::io::empty(), &mut empty).unwrap(), 0);
+        assert!(empty.is_empty());
     }
 }
