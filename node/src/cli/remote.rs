@@ -214,7 +214,9 @@ mod tests {
 
     #[test]
     fn bodies_are_copied_whole_across_chunks() {
-        let data: Vec<u8> = (0..COPY_CHUNK * 2 + 12_345).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..COPY_CHUNK * 2 + 12_345)
+            .map(|i| (i % 251) as u8)
+            .collect();
         let mut out = Vec::new();
         let copied = copy_body(&mut std::io::Cursor::new(&data), &mut out).unwrap();
         assert_eq!(copied, data.len() as u64);

@@ -19,10 +19,11 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
     StreamProtocol, Swarm, SwarmBuilder, Transport, autonat, connection_limits, dcutr, identify,
-    kad, mdns, memory_connection_limits, ping, relay, tcp, yamux,
+    kad, mdns, memory_connection_limits, ping, relay, tcp,
 };
 
 use super::NetError;
+use super::muxer::yamux_upgrade;
 use super::records::ProviderStore;
 use super::security::tls_then_noise;
 
@@ -36,35 +37,6 @@ pub const IDENTIFY_PROTOCOL: &str = "/ipfs/id/1.0.0";
 pub const KAD_MAX_PACKET: usize = 4 << 20;
 /// Connections kept open without streams, so bitswap peers stay reachable between fetches.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
-/// Per-stream yamux receive window. Bitswap sends a peer's blocks on one stream, so the window
-/// is how much can be in flight to us: at the spec's 256 KiB (one full block) the sender waited
-/// for every block to be read before sending the next, and at 1 MiB a 1 GiB fetch over loopback
-/// still left the two cores idle almost a quarter of the time, waiting for window updates.
-/// 4 MiB took that fetch from 398-443 to 416-454 MB/s and cut the sender's CPU per GiB by 7 %
-/// (seven interleaved pairs); 16 MiB gained nothing more. Data a peer sends beyond what we have
-/// read is bounded by it.
-const YAMUX_WINDOW: u32 = 4 * 1024 * 1024;
-/// Largest data frame, and the most a stream may buffer, accepted from a peer: above the
-/// window, so a peer filling the window and then closing the stream is not reset.
-const YAMUX_MAX_BUFFER: usize = 8 * 1024 * 1024;
-
-/// Yamux with a fixed stream receive window.
-///
-/// libp2p-yamux's default (yamux 0.13) auto-tunes a stream's receive window past 1 MiB on a
-/// fast link, yet closes the whole connection on any data frame over 1 MiB. js-libp2p's yamux
-/// (Helia) sends each write as one frame as large as the window allows, so a Helia peer
-/// serving blocks grew our window, sent a 1.5 MiB frame, and the connection died with
-/// `FrameTooLarge` mid-transfer, over and over. With a fixed window every frame a peer may
-/// send stays within [`YAMUX_MAX_BUFFER`]. libp2p-yamux exposes this only through its older
-/// (0.12) settings.
-#[allow(deprecated)]
-fn yamux_config() -> yamux::Config {
-    let mut config = yamux::Config::default();
-    config.set_receive_window_size(YAMUX_WINDOW);
-    config.set_max_buffer_size(YAMUX_MAX_BUFFER);
-    config
-}
-
 /// What the swarm is built from.
 #[derive(Debug, Clone)]
 pub struct SwarmOptions {
@@ -169,13 +141,13 @@ pub fn build_swarm(key: Keypair, opts: &SwarmOptions) -> Result<Swarm<Behaviour>
             .with_tcp(
                 tcp::Config::default().nodelay(true),
                 tls_then_noise,
-                yamux_config,
+                yamux_upgrade,
             )
             .map_err(|e| err("tcp")(&e))?
             .with_quic()
             .with_dns()
             .map_err(|e| err("dns")(&e))?
-            .with_relay_client(tls_then_noise, yamux_config)
+            .with_relay_client(tls_then_noise, yamux_upgrade)
             .map_err(|e| err("relay")(&e))?
             .with_behaviour(|key, relay| {
                 behaviour(key, relay, opts).map_err(|e| -> BoxError { Box::new(e) })
@@ -192,13 +164,13 @@ pub fn build_swarm(key: Keypair, opts: &SwarmOptions) -> Result<Swarm<Behaviour>
                         .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
                         .upgrade(upgrade::Version::V1Lazy)
                         .authenticate(security)
-                        .multiplex(yamux_config()),
+                        .multiplex(yamux_upgrade()),
                 )
             })
             .map_err(|e| err("pnet tcp")(&e))?
             .with_dns()
             .map_err(|e| err("dns")(&e))?
-            .with_relay_client(tls_then_noise, yamux_config)
+            .with_relay_client(tls_then_noise, yamux_upgrade)
             .map_err(|e| err("relay")(&e))?
             .with_behaviour(|key, relay| {
                 behaviour(key, relay, opts).map_err(|e| -> BoxError { Box::new(e) })

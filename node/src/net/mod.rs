@@ -21,6 +21,7 @@ pub mod client;
 pub mod config;
 pub mod event_loop;
 pub mod identity;
+pub mod muxer;
 pub mod records;
 pub mod security;
 pub mod tls;
