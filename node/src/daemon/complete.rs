@@ -31,7 +31,7 @@ pub enum CompleteError {
     #[error("block {0} of the DAG has links that cannot be decoded")]
     UndecodableFetched(Cid),
     #[error(transparent)]
-    Fetch(#[from] FetchError),
+    Fetch(Box<FetchError>),
     #[error("reading the block store: {0}")]
     Store(#[from] StoreError),
     #[error("the DAG is still incomplete after {FETCH_ROUNDS} rounds of fetching")]
@@ -54,7 +54,10 @@ pub async fn complete_dags(
         if missing.is_empty() {
             return Ok(());
         }
-        let fetched = bitswap.fetch_dags(&missing, timeout).await?;
+        let fetched = bitswap
+            .fetch_dags(&missing, timeout)
+            .await
+            .map_err(|e| CompleteError::Fetch(Box::new(e)))?;
         if let Some(block) = fetched.undecodable.first() {
             return Err(CompleteError::UndecodableFetched(*block));
         }
