@@ -260,3 +260,56 @@ where
         content_type,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::exporter::ByteOut;
+
+    /// A sink over a channel deep enough for the test, and the receiving end.
+    fn sink() -> (ByteSink, mpsc::Receiver<Chunk>) {
+        let (tx, rx) = mpsc::channel(64);
+        let sink = ByteSink {
+            sender: Sender { tx, sent: false },
+            buf: Vec::new(),
+        };
+        (sink, rx)
+    }
+
+    fn chunks(mut rx: mpsc::Receiver<Chunk>) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        while let Ok(chunk) = rx.try_recv() {
+            out.push(chunk.unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn large_slices_go_out_as_they_are_and_small_ones_are_gathered() {
+        let (mut sink, rx) = sink();
+        let big = Bytes::from(vec![7u8; SHARE_AT_LEAST]);
+        sink.put(Bytes::from_static(b"ab")).unwrap();
+        sink.put(Bytes::from_static(b"cd")).unwrap();
+        // A large slice first sends what was gathered, then itself, not copied.
+        sink.put(big.clone()).unwrap();
+        sink.put(Bytes::from(vec![1u8; SHARE_AT_LEAST - 1]))
+            .unwrap();
+        sink.flush().unwrap();
+        let got = chunks(rx);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], Bytes::from_static(b"abcd"));
+        assert_eq!(got[1], big);
+        assert_eq!(got[1].as_ptr(), big.as_ptr(), "the large slice was copied");
+        assert_eq!(got[2].len(), SHARE_AT_LEAST - 1);
+    }
+
+    #[test]
+    fn a_gone_client_is_a_broken_pipe() {
+        let (mut sink, rx) = sink();
+        drop(rx);
+        let err = sink
+            .put(Bytes::from(vec![0u8; SHARE_AT_LEAST]))
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
+    }
+}
