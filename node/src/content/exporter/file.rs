@@ -1,7 +1,11 @@
 //! File reads: [`read_range`] writes a byte range of a UnixFS file (raw leaves, file nodes
 //! with inline data and `blocksizes`) to a writer. It descends only into children that overlap
 //! the range, prefetches the runs [`prefetch_runs`] plans, and announces each node's next run
-//! while it reads one.
+//! while it reads one; from a node's last run it announces the first run of the next sibling
+//! too large for a run of the parent (a 1 GiB file is 24 such subtrees of 43.5 MiB), so a
+//! network source keeps fetching across the boundary. Through the daemon this took the window
+//! fetches that started only when the reader reached them from 24 to 1 per GiB; the
+//! throughput gain was within the noise of eight interleaved pairs.
 
 use std::io::Write;
 
@@ -66,7 +70,7 @@ pub fn read_range_to(
             out,
             written: &mut written,
         };
-        read.node(cid, 0, 0)?;
+        read.node(cid, 0, 0, None)?;
     }
     Ok(written)
 }
@@ -86,7 +90,18 @@ pub(super) struct FileRead<'a> {
 impl FileRead<'_> {
     /// Write the part of node `cid` (whose content starts at file position `start`) inside
     /// the range.
-    pub(super) fn node(&mut self, cid: &Cid, start: u64, depth: usize) -> Result<(), ExportError> {
+    ///
+    /// `after` is the node's next sibling (CID and file position) when that sibling is too
+    /// large for any run of the parent: once this node's last run is being read, the
+    /// sibling's first run is announced, so the fetch does not stop at the boundary between
+    /// the two subtrees.
+    pub(super) fn node(
+        &mut self,
+        cid: &Cid,
+        start: u64,
+        depth: usize,
+        after: Option<(Cid, u64)>,
+    ) -> Result<(), ExportError> {
         if depth > MAX_DEPTH {
             return Err(ExportError::TooDeep(*cid));
         }
@@ -115,16 +130,7 @@ impl FileRead<'_> {
                 reason: "blocksizes do not match links".into(),
             });
         }
-        let mut next = start + inline_len;
-        let spans: Vec<(u64, u64)> = data
-            .blocksizes
-            .iter()
-            .map(|&size| {
-                let span = (next, size);
-                next = next.saturating_add(size);
-                span
-            })
-            .collect();
+        let spans = spans(start + inline_len, &data.blocksizes);
         let runs = prefetch_runs(&spans, self.from, self.to, self.window);
         let run_cids = |k: usize| -> Option<Vec<Cid>> {
             let run = runs.get(k)?;
@@ -142,20 +148,64 @@ impl FileRead<'_> {
                         .map_err(|source| ExportError::Source { cid: *cid, source })?;
                 }
                 run += 1;
-                if let Some(cids) = run_cids(run) {
-                    self.src.prefetch_next(&cids);
+                match run_cids(run) {
+                    Some(cids) => self.src.prefetch_next(&cids),
+                    None => {
+                        if let Some((sibling, sibling_start)) = after {
+                            self.announce_first_run(&sibling, sibling_start);
+                        }
+                    }
                 }
             }
             if child_start.saturating_add(size) > self.from {
-                self.node(&link.cid, child_start, depth + 1)?;
+                // A next sibling in no run of ours (larger than the window) is looked ahead
+                // into from this child's last run.
+                let after = node.links.get(i + 1).zip(spans.get(i + 1)).and_then(
+                    |(next, &(next_start, next_size))| {
+                        (next_size > self.window && next_start < self.to)
+                            .then_some((next.cid, next_start))
+                    },
+                );
+                self.node(&link.cid, child_start, depth + 1, after)?;
             }
         }
         Ok(())
     }
 
+    /// Announce the first run of file node `cid` (at file position `start`), reading its
+    /// block now. Only a hint: a block that cannot be read or decoded fails later, when the
+    /// node itself is read.
+    fn announce_first_run(&self, cid: &Cid, start: u64) {
+        let Ok(Decoded::Unixfs(node, data)) = decode(self.src, cid) else {
+            return;
+        };
+        if node.links.len() != data.blocksizes.len() {
+            return;
+        }
+        let inline_len = data.data.as_ref().map_or(0, |d| d.len() as u64);
+        let spans = spans(start + inline_len, &data.blocksizes);
+        if let Some(run) = prefetch_runs(&spans, self.from, self.to, self.window).first() {
+            let cids: Vec<Cid> = node.links[run.clone()].iter().map(|l| l.cid).collect();
+            self.src.prefetch_next(&cids);
+        }
+    }
+
     fn emit(&mut self, bytes: Bytes, start: u64) -> Result<(), ExportError> {
         emit(bytes, start, self.from, self.to, self.out, self.written)
     }
+}
+
+/// Each child's `(file position, size)`, the first starting at `first`.
+fn spans(first: u64, blocksizes: &[u64]) -> Vec<(u64, u64)> {
+    let mut next = first;
+    blocksizes
+        .iter()
+        .map(|&size| {
+            let span = (next, size);
+            next = next.saturating_add(size);
+            span
+        })
+        .collect()
 }
 
 fn emit(

@@ -132,7 +132,7 @@ fn each_run_is_announced_while_the_one_before_it_is_read() {
         out: &mut out,
         written: &mut written,
     };
-    read.node(&file, 0, 0).unwrap();
+    read.node(&file, 0, 0, None).unwrap();
     assert_eq!(out, data);
     let runs: Vec<Vec<Cid>> = [0..3, 3..6, 6..9, 9..10]
         .into_iter()
@@ -149,6 +149,47 @@ fn each_run_is_announced_while_the_one_before_it_is_read() {
     // Every run but the first is announced before it is prefetched; the inner nodes'
     // single runs have no next one.
     assert_eq!(*src.announced.borrow(), runs[1..]);
+}
+
+#[test]
+fn the_next_subtree_is_announced_from_the_last_run_of_the_one_before() {
+    let mut src = Recorder::default();
+    let (file, data) = two_level_file(&mut src);
+    let file = file.cid;
+    let children = |cid: &Cid| -> Vec<Cid> {
+        PbNode::decode(&src.blocks[cid])
+            .unwrap()
+            .links
+            .iter()
+            .map(|l| l.cid)
+            .collect()
+    };
+    let inner = children(&file);
+    let mut out = Vec::new();
+    let mut written = 0;
+    // An 80-byte window: the 200-byte inner nodes are in no run of the root; each inner
+    // node's twenty 10-byte leaves go in runs of 8, 8 and 4.
+    let mut read = FileRead {
+        src: &src,
+        from: 0,
+        to: u64::MAX,
+        window: 80,
+        out: &mut out,
+        written: &mut written,
+    };
+    read.node(&file, 0, 0, None).unwrap();
+    assert_eq!(out, data);
+    let mut expected = Vec::new();
+    for (j, node) in inner.iter().enumerate() {
+        let leaves = children(node);
+        expected.push(leaves[8..16].to_vec());
+        expected.push(leaves[16..20].to_vec());
+        // From the last run of node j, the first run of node j + 1.
+        if let Some(next) = inner.get(j + 1) {
+            expected.push(children(next)[0..8].to_vec());
+        }
+    }
+    assert_eq!(*src.announced.borrow(), expected);
 }
 
 #[test]
