@@ -72,6 +72,22 @@ fn two_level_file(src: &mut Recorder) -> (crate::content::layout::Child, Vec<u8>
     (file, data)
 }
 
+/// The whole file at `file`, read with a prefetch window of `window` bytes.
+fn read_whole(src: &Recorder, file: &Cid, window: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut written = 0;
+    let mut read = FileRead {
+        src,
+        from: 0,
+        to: u64::MAX,
+        window,
+        out: &mut out,
+        written: &mut written,
+    };
+    read.node(file, 0, 0, None).unwrap();
+    out
+}
+
 #[test]
 fn a_small_range_reads_only_the_blocks_on_its_way() {
     let mut src = Recorder::default();
@@ -121,19 +137,8 @@ fn each_run_is_announced_while_the_one_before_it_is_read() {
         .iter()
         .map(|l| l.cid)
         .collect();
-    let mut out = Vec::new();
-    let mut written = 0;
     // A 600-byte window: the root's ten 200-byte children in runs of three.
-    let mut read = FileRead {
-        src: &src,
-        from: 0,
-        to: u64::MAX,
-        window: 600,
-        out: &mut out,
-        written: &mut written,
-    };
-    read.node(&file, 0, 0, None).unwrap();
-    assert_eq!(out, data);
+    assert_eq!(read_whole(&src, &file, 600), data);
     let runs: Vec<Vec<Cid>> = [0..3, 3..6, 6..9, 9..10]
         .into_iter()
         .map(|r| root_children[r].to_vec())
@@ -165,20 +170,9 @@ fn the_next_subtree_is_announced_from_the_last_run_of_the_one_before() {
             .collect()
     };
     let inner = children(&file);
-    let mut out = Vec::new();
-    let mut written = 0;
     // An 80-byte window: the 200-byte inner nodes are in no run of the root; each inner
     // node's twenty 10-byte leaves go in runs of 8, 8 and 4.
-    let mut read = FileRead {
-        src: &src,
-        from: 0,
-        to: u64::MAX,
-        window: 80,
-        out: &mut out,
-        written: &mut written,
-    };
-    read.node(&file, 0, 0, None).unwrap();
-    assert_eq!(out, data);
+    assert_eq!(read_whole(&src, &file, 80), data);
     let mut expected = Vec::new();
     for (j, node) in inner.iter().enumerate() {
         let leaves = children(node);
