@@ -170,25 +170,16 @@ fn host_port(multiaddr: &str) -> Option<String> {
     }
 }
 
-/// Bytes moved per read and write when a response body is copied out. `io::copy` into a
+/// Most bytes moved per read and write when a response body is copied out. `io::copy` into a
 /// `dyn Write` goes 8 KiB at a time, each a pass through the HTTP client's body decoder and a
-/// write system call: a quarter of `cat`'s CPU for a large file.
+/// write system call; with this room each read takes what the client holds (about 64 KiB):
+/// a 64 MiB `cat` makes about 1,000 writes instead of 8,000.
 const COPY_CHUNK: usize = 256 * 1024;
 
-/// Copy a response body to `out`, [`COPY_CHUNK`] bytes at a time; the bytes copied.
+/// Copy a response body to `out` through a [`COPY_CHUNK`] buffer (`io::copy` writes straight
+/// from a `BufReader`'s buffer); the bytes copied.
 pub fn copy_body(body: &mut dyn Read, out: &mut dyn Write) -> std::io::Result<u64> {
-    let mut buf = vec![0; COPY_CHUNK];
-    let mut total = 0;
-    loop {
-        let n = match body.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        out.write_all(&buf[..n])?;
-        total += n as u64;
-    }
+    std::io::copy(&mut BufReader::with_capacity(COPY_CHUNK, body), out)
 }
 
 /// `arg` parameters for each of `values`.

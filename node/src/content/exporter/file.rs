@@ -15,6 +15,7 @@ use cid::Cid;
 
 use super::prefetch::{PREFETCH_WINDOW, prefetch_runs};
 use super::{BlockSource, Decoded, ExportError, MAX_DEPTH, decode};
+use crate::content::dagpb::PbLink;
 use crate::content::unixfs::DataType;
 
 /// Write bytes `[offset, offset + length)` of the file at `cid` to `out` (to the end when
@@ -130,26 +131,19 @@ impl FileRead<'_> {
                 reason: "blocksizes do not match links".into(),
             });
         }
-        let spans = spans(start + inline_len, &data.blocksizes);
-        let runs = prefetch_runs(&spans, self.from, self.to, self.window);
-        let run_cids = |k: usize| -> Option<Vec<Cid>> {
-            let run = runs.get(k)?;
-            Some(node.links[run.clone()].iter().map(|l| l.cid).collect())
-        };
+        let Plan { spans, runs } = self.plan(&node.links, start + inline_len, &data.blocksizes);
         let mut run = 0;
         for (i, (link, &(child_start, size))) in node.links.iter().zip(&spans).enumerate() {
             if child_start >= self.to {
                 break;
             }
-            if runs.get(run).is_some_and(|r| r.start == i) {
-                if let Some(cids) = run_cids(run) {
-                    self.src
-                        .prefetch(&cids)
-                        .map_err(|source| ExportError::Source { cid: *cid, source })?;
-                }
+            if let Some((_, cids)) = runs.get(run).filter(|(first, _)| *first == i) {
+                self.src
+                    .prefetch(cids)
+                    .map_err(|source| ExportError::Source { cid: *cid, source })?;
                 run += 1;
-                match run_cids(run) {
-                    Some(cids) => self.src.prefetch_next(&cids),
+                match runs.get(run) {
+                    Some((_, next)) => self.src.prefetch_next(next),
                     None => {
                         if let Some((sibling, sibling_start)) = after {
                             self.announce_first_run(&sibling, sibling_start);
@@ -183,11 +177,29 @@ impl FileRead<'_> {
             return;
         }
         let inline_len = data.data.as_ref().map_or(0, |d| d.len() as u64);
-        let spans = spans(start + inline_len, &data.blocksizes);
-        if let Some(run) = prefetch_runs(&spans, self.from, self.to, self.window).first() {
-            let cids: Vec<Cid> = node.links[run.clone()].iter().map(|l| l.cid).collect();
-            self.src.prefetch_next(&cids);
+        let Plan { runs, .. } = self.plan(&node.links, start + inline_len, &data.blocksizes);
+        if let Some((_, cids)) = runs.first() {
+            self.src.prefetch_next(cids);
         }
+    }
+
+    /// Where a file node's children lie in the file (the first at `first`) and the runs of
+    /// them to prefetch.
+    fn plan(&self, links: &[PbLink], first: u64, blocksizes: &[u64]) -> Plan {
+        let mut next = first;
+        let spans: Vec<(u64, u64)> = blocksizes
+            .iter()
+            .map(|&size| {
+                let span = (next, size);
+                next = next.saturating_add(size);
+                span
+            })
+            .collect();
+        let runs = prefetch_runs(&spans, self.from, self.to, self.window)
+            .into_iter()
+            .map(|run| (run.start, links[run].iter().map(|l| l.cid).collect()))
+            .collect();
+        Plan { spans, runs }
     }
 
     fn emit(&mut self, bytes: Bytes, start: u64) -> Result<(), ExportError> {
@@ -195,17 +207,12 @@ impl FileRead<'_> {
     }
 }
 
-/// Each child's `(file position, size)`, the first starting at `first`.
-fn spans(first: u64, blocksizes: &[u64]) -> Vec<(u64, u64)> {
-    let mut next = first;
-    blocksizes
-        .iter()
-        .map(|&size| {
-            let span = (next, size);
-            next = next.saturating_add(size);
-            span
-        })
-        .collect()
+/// How one file node's children are read: see [`FileRead::plan`].
+struct Plan {
+    /// Each child's `(file position, size)`.
+    spans: Vec<(u64, u64)>,
+    /// The runs of children to prefetch: each run's first child index and its CIDs.
+    runs: Vec<(usize, Vec<Cid>)>,
 }
 
 fn emit(
