@@ -115,6 +115,14 @@ impl StoreError {
 pub trait RawBlocks: Send + Sync {
     /// Store `data` under `mh` unless something is already stored there.
     fn put_raw(&self, mh: &Multihash, data: &[u8]) -> Result<(), StoreError>;
+    /// [`RawBlocks::put_raw`] of several blocks whose bytes the caller holds and nobody is
+    /// about to read back: backends that can keep them out of the OS page cache do (see
+    /// [`Blockstore::put_many_uncached`]).
+    fn put_many_raw_uncached(&self, blocks: &[(&Multihash, &[u8])]) -> Result<(), StoreError> {
+        blocks
+            .iter()
+            .try_for_each(|&(mh, data)| self.put_raw(mh, data))
+    }
     /// The bytes stored under `mh`, as they are.
     fn get_raw(&self, mh: &Multihash) -> Result<Option<Vec<u8>>, StoreError>;
     /// Whether something is stored under `mh`.
@@ -165,6 +173,11 @@ pub enum Integrity {
 pub trait Blockstore: Send + Sync {
     /// Store a block whose CID the caller computed. Idempotent. Identity CIDs are a no-op.
     fn put(&self, cid: &Cid, data: &[u8]) -> Result<(), StoreError>;
+    /// [`Blockstore::put`] of blocks fetched from peers: the fetch holds their bytes for the
+    /// reader, so where the backend can (pack files, with `O_DIRECT`) they go to disk together
+    /// without passing through the page cache. Same checks and durability as `put`; on an
+    /// error, some of the blocks may be stored.
+    fn put_many_uncached(&self, blocks: &[(Cid, &[u8])]) -> Result<(), StoreError>;
     /// Store a block from an untrusted source: hash it first, refuse it if it does not match.
     fn put_verified(&self, cid: &Cid, data: &[u8]) -> Result<(), StoreError>;
     /// A block's bytes, verified against its CID, or against the checksum the backend wrote
@@ -197,12 +210,20 @@ pub trait Blockstore: Send + Sync {
 
 impl<T: RawBlocks> Blockstore for T {
     fn put(&self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
-        check_size(cid, data.len())?;
-        match cid.hash().code() {
-            MH_IDENTITY => Ok(()),
-            MH_SHA2_256 | MH_SHA2_512 => self.put_raw(cid.hash(), data),
-            code => Err(StoreError::UnsupportedHash { cid: *cid, code }),
+        if stores(cid, data)? {
+            self.put_raw(cid.hash(), data)?;
         }
+        Ok(())
+    }
+
+    fn put_many_uncached(&self, blocks: &[(Cid, &[u8])]) -> Result<(), StoreError> {
+        let mut stored = Vec::with_capacity(blocks.len());
+        for (cid, data) in blocks {
+            if stores(cid, data)? {
+                stored.push((cid.hash(), *data));
+            }
+        }
+        self.put_many_raw_uncached(&stored)
     }
 
     fn put_verified(&self, cid: &Cid, data: &[u8]) -> Result<(), StoreError> {
@@ -307,6 +328,17 @@ pub fn matches_multihash(mh: &Multihash, data: &[u8]) -> Result<bool, StoreError
         Ok(()) => Ok(true),
         Err(StoreError::HashMismatch { .. }) => Ok(false),
         Err(other) => Err(other),
+    }
+}
+
+/// Whether a put of `data` under `cid` stores anything: not for an identity CID (its bytes
+/// are in the CID); an error for a block too large or a hash function we do not store.
+fn stores(cid: &Cid, data: &[u8]) -> Result<bool, StoreError> {
+    check_size(cid, data.len())?;
+    match cid.hash().code() {
+        MH_IDENTITY => Ok(false),
+        MH_SHA2_256 | MH_SHA2_512 => Ok(true),
+        code => Err(StoreError::UnsupportedHash { cid: *cid, code }),
     }
 }
 

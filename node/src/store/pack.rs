@@ -29,6 +29,7 @@
 //! sees to it).
 
 mod compact;
+mod direct;
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -99,6 +100,8 @@ struct Writer {
     unsynced: Vec<Arc<File>>,
     /// Whether a pack was created since the last flush (its folder entry needs a sync).
     created: bool,
+    /// Appends that bypass the page cache ([`PackStore::put_uncached`]).
+    direct: direct::Direct,
 }
 
 /// Blocks in pack files, indexed in sled.
@@ -158,6 +161,7 @@ impl PackStore {
                 dirty: false,
                 unsynced: Vec::new(),
                 created: false,
+                direct: direct::Direct::default(),
             }),
             readers: Mutex::new(VecDeque::new()),
             removal: RwLock::new(()),
@@ -222,37 +226,124 @@ impl PackStore {
             .map_err(|e| StoreError::io("open pack", path, e))
     }
 
-    /// Append `data` to the current pack (rotating first if it is full) and return where.
-    fn append(&self, writer: &mut Writer, data: &[u8]) -> Result<Location, StoreError> {
-        let len = u32::try_from(data.len()).map_err(|_| {
-            StoreError::io(
-                "append to",
-                self.pack_path(writer.number),
-                io::Error::new(io::ErrorKind::InvalidInput, "block over 4 GiB"),
-            )
-        })?;
-        if writer.len > 0 && writer.len + u64::from(len) > self.pack_limit {
-            self.rotate(writer);
-        }
-        let file = match &writer.file {
-            Some(file) => Arc::clone(file),
-            None => {
-                let file = Arc::new(self.open_for_append(&self.pack_path(writer.number))?);
-                writer.file = Some(Arc::clone(&file));
-                writer.created = true;
-                file
+    /// Append `blocks` one after another (rotating to a new pack whenever the next would pass
+    /// the limit) and return where each went. `uncached` writes them past the page cache where
+    /// the filesystem allows ([`direct`]), up to [`direct::RUN`] bytes per write.
+    fn append(
+        &self,
+        writer: &mut Writer,
+        blocks: &[&[u8]],
+        uncached: bool,
+    ) -> Result<Vec<Location>, StoreError> {
+        let lens = blocks
+            .iter()
+            .map(|b| u32::try_from(b.len()))
+            .collect::<Result<Vec<u32>, _>>()
+            .map_err(|_| {
+                StoreError::io(
+                    "append to",
+                    self.pack_path(writer.number),
+                    io::Error::new(io::ErrorKind::InvalidInput, "block over 4 GiB"),
+                )
+            })?;
+        let mut at = Vec::with_capacity(blocks.len());
+        let mut first = 0;
+        while first < blocks.len() {
+            if writer.len > 0 && writer.len + u64::from(lens[first]) > self.pack_limit {
+                self.rotate(writer);
             }
-        };
-        let offset = writer.len;
-        file.write_all_at(data, offset)
-            .map_err(|e| StoreError::io("append to", self.pack_path(writer.number), e))?;
-        writer.len += u64::from(len);
-        writer.dirty = true;
-        Ok(Location {
-            pack: writer.number,
-            offset,
-            len,
-        })
+            // The run: the first block and those after it that fit in this pack and one write.
+            let mut end = first + 1;
+            let mut run_bytes = u64::from(lens[first]);
+            while let Some(&len) = lens.get(end) {
+                let len = u64::from(len);
+                if writer.len + run_bytes + len > self.pack_limit
+                    || run_bytes + len > direct::RUN as u64
+                {
+                    break;
+                }
+                run_bytes += len;
+                end += 1;
+            }
+            let run = &blocks[first..end];
+            let path = self.pack_path(writer.number);
+            let file = match &writer.file {
+                Some(file) => Arc::clone(file),
+                None => {
+                    let file = Arc::new(self.open_for_append(&path)?);
+                    writer.file = Some(Arc::clone(&file));
+                    writer.created = true;
+                    file
+                }
+            };
+            let offset = writer.len;
+            // Marked before writing: a failed write may still have changed the file.
+            writer.dirty = true;
+            let direct = uncached
+                && writer
+                    .direct
+                    .write(&path, writer.number, &file, offset, run);
+            if !direct {
+                let mut next = offset;
+                for block in run {
+                    file.write_all_at(block, next)
+                        .map_err(|e| StoreError::io("append to", &path, e))?;
+                    next += block.len() as u64;
+                }
+            }
+            for &len in &lens[first..end] {
+                at.push(Location {
+                    pack: writer.number,
+                    offset: writer.len,
+                    len,
+                });
+                writer.len += u64::from(len);
+            }
+            first = end;
+        }
+        Ok(at)
+    }
+
+    /// Store each block unless it is there; `uncached` as in [`PackStore::append`]. The bytes
+    /// of all are appended before any index entry is written.
+    fn store_blocks(
+        &self,
+        blocks: &[(&Multihash, &[u8])],
+        uncached: bool,
+    ) -> Result<(), StoreError> {
+        // Outside the lock: puts of different blocks checksum in parallel.
+        let mut todo = Vec::with_capacity(blocks.len());
+        for &(mh, data) in blocks {
+            if !self.has_raw(mh)? {
+                todo.push((mh, data, crc32fast::hash(data)));
+            }
+        }
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let mut writer = lock(&self.writer);
+        // Another thread may have stored some while this one waited; a repeat is stored once.
+        let mut seen = std::collections::HashSet::new();
+        let mut fresh = Vec::with_capacity(todo.len());
+        for block in todo {
+            if seen.insert(*block.0) && !self.has_raw(block.0)? {
+                fresh.push(block);
+            }
+        }
+        let data: Vec<&[u8]> = fresh.iter().map(|(_, data, _)| *data).collect();
+        let at = self.append(&mut writer, &data, uncached)?;
+        for ((mh, _, crc), at) in fresh.iter().zip(at) {
+            let key = mh.to_bytes();
+            // Bytes first: the entry never points at an append that has not happened. The
+            // checksum before the entry, so an indexed block normally has one.
+            self.checksums
+                .insert(&key, &crc.to_be_bytes())
+                .map_err(sled_err("write checksum"))?;
+            self.index
+                .insert(key, &at.encode())
+                .map_err(sled_err("write index"))?;
+        }
+        Ok(())
     }
 
     /// Start a new pack; the old one is synced at the next flush if it has unsynced appends.
@@ -265,6 +356,7 @@ impl PackStore {
         writer.number += 1;
         writer.len = 0;
         writer.dirty = false;
+        writer.direct.release();
     }
 
     /// An open handle on pack `number`, from the cache if possible.
@@ -339,27 +431,11 @@ fn bad_record(mh: &Multihash, value: &IVec) -> StoreError {
 
 impl RawBlocks for PackStore {
     fn put_raw(&self, mh: &Multihash, data: &[u8]) -> Result<(), StoreError> {
-        let key = mh.to_bytes();
-        if self.has_raw(mh)? {
-            return Ok(());
-        }
-        // Outside the lock: puts of different blocks checksum in parallel.
-        let crc = crc32fast::hash(data);
-        let mut writer = lock(&self.writer);
-        // Another thread may have stored the same block while this one waited.
-        if self.has_raw(mh)? {
-            return Ok(());
-        }
-        let at = self.append(&mut writer, data)?;
-        // Bytes first: the entry never points at an append that has not happened. The
-        // checksum before the entry, so an indexed block normally has one.
-        self.checksums
-            .insert(&key, &crc.to_be_bytes())
-            .map_err(sled_err("write checksum"))?;
-        self.index
-            .insert(key, &at.encode())
-            .map_err(sled_err("write index"))?;
-        Ok(())
+        self.store_blocks(&[(mh, data)], false)
+    }
+
+    fn put_many_raw_uncached(&self, blocks: &[(&Multihash, &[u8])]) -> Result<(), StoreError> {
+        self.store_blocks(blocks, true)
     }
 
     fn get_raw(&self, mh: &Multihash) -> Result<Option<Vec<u8>>, StoreError> {

@@ -86,6 +86,16 @@ impl RawBlocks for TieredStore {
         }
     }
 
+    fn put_many_raw_uncached(&self, blocks: &[(&Multihash, &[u8])]) -> Result<(), StoreError> {
+        let (small, large): (Vec<_>, Vec<_>) = blocks
+            .iter()
+            .partition(|(_, data)| data.len() <= INLINE_LIMIT);
+        small
+            .iter()
+            .try_for_each(|&(mh, data)| self.small.put_raw(mh, data))?;
+        self.large.put_many_raw_uncached(&large)
+    }
+
     fn get_raw(&self, mh: &Multihash) -> Result<Option<Vec<u8>>, StoreError> {
         match self.small.get_raw(mh)? {
             Some(data) => Ok(Some(data)),

@@ -335,10 +335,15 @@ impl Bitswap {
         let store = Arc::clone(&self.inner.store);
         move || {
             let mut stored = Stored::default();
+            let puts: Vec<(Cid, &[u8])> =
+                blocks.iter().map(|(cid, data)| (*cid, &data[..])).collect();
+            store.put_many_uncached(&puts).map_err(|e| {
+                StoreFailure(
+                    blocks.first().map_or_else(Cid::default, |b| b.0),
+                    e.to_string(),
+                )
+            })?;
             for (cid, data) in &blocks {
-                store
-                    .put(cid, data)
-                    .map_err(|e| StoreFailure(*cid, e.to_string()))?;
                 if depth == Depth::Blocks {
                     continue;
                 }

@@ -70,7 +70,7 @@ impl PackStore {
                 continue;
             }
             // The checksum stays valid: it is of the same bytes.
-            let new = self.append(&mut lock(&self.writer), &data)?;
+            let new = self.append(&mut lock(&self.writer), &[&data], false)?[0];
             moves.push((key, old, new));
         }
         // The copies are durable before any entry points at them.

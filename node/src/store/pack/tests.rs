@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use cid::Cid;
 
-use super::{Location, PackStore, read_exact_at};
+use super::direct::Direct;
+use super::{Location, PackStore, lock, read_exact_at};
 use crate::content::cid::{CODEC_RAW, block_cid};
 use crate::store::{Blockstore, StoreError};
 use crate::store::{Integrity, RawBlocks};
@@ -359,4 +360,102 @@ fn reads_fill_exactly_the_bytes_asked_for_and_a_short_file_is_an_error() {
     assert_eq!(middle, content[1_000..263_144]);
     let past = read_exact_at(&file, 100, 299_950).unwrap_err();
     assert_eq!(past.kind(), std::io::ErrorKind::UnexpectedEof);
+}
+
+/// Whether files in `dir` can be opened for direct I/O (not on tmpfs, for one).
+fn takes_direct_io(dir: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(dir.join("direct-probe"))
+        .is_ok()
+}
+
+fn put_uncached(store: &PackStore, blocks: &[&[u8]]) -> Vec<Cid> {
+    let cids: Vec<Cid> = blocks.iter().map(|b| block_cid(CODEC_RAW, 1, b)).collect();
+    let puts: Vec<(Cid, &[u8])> = cids.iter().copied().zip(blocks.iter().copied()).collect();
+    store.put_many_uncached(&puts).unwrap();
+    cids
+}
+
+#[test]
+fn uncached_puts_mixed_with_ordinary_ones_read_back_whole_before_and_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let direct_io = takes_direct_io(dir.path());
+    let (db, store) = open(dir.path(), 700_000);
+    // Sizes that leave every kind of partial page, and runs that cross the pack limit.
+    let data: Vec<Vec<u8>> = [
+        5_000, 262_158, 4_096, 1, 70_000, 300_000, 262_144, 3, 123_457,
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, &len)| bytes(len, i as u32 + 100))
+    .collect();
+    put(&store, &data[0]);
+    put_uncached(&store, &[&data[1], &data[2], &data[3]]);
+    put(&store, &data[4]);
+    // A repeat inside the batch and a block stored before are stored once.
+    put_uncached(&store, &[&data[5], &data[6], &data[5], &data[1], &data[7]]);
+    assert_eq!(store.stat_raw().unwrap().blocks, 8);
+    assert_eq!(
+        matches!(lock(&store.writer).direct, Direct::On(_)),
+        direct_io,
+        "direct appends are used exactly where the filesystem takes them"
+    );
+    assert!(
+        pack_sizes(&store).len() >= 2,
+        "the runs crossed the pack limit"
+    );
+    let reads_back = |store: &PackStore, data: &[u8]| {
+        let cid = block_cid(CODEC_RAW, 1, data);
+        let got = store.get(&cid).unwrap();
+        assert!(got.as_deref() == Some(data), "{cid} ({} bytes)", data.len());
+    };
+    data[..8].iter().for_each(|d| reads_back(&store, d));
+    store.flush_raw().unwrap();
+    drop(store);
+    drop(db);
+
+    // A pack may end in padding past its last block; appends after a reopen follow it.
+    let (_db, store) = open(dir.path(), 700_000);
+    put_uncached(&store, &[&data[8], &data[3][..0]]);
+    put(&store, &data[2][..100]);
+    for d in data
+        .iter()
+        .map(|d| &d[..])
+        .chain([&data[3][..0], &data[2][..100]])
+    {
+        reads_back(&store, d);
+    }
+}
+
+#[test]
+fn uncached_puts_check_every_block_before_storing_any() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, store) = open(dir.path(), 1 << 20);
+    let small = bytes(10, 1);
+    let huge = bytes(crate::store::MAX_BLOCK_SIZE + 1, 2);
+    let ok = block_cid(CODEC_RAW, 1, &small);
+    let too_large = block_cid(CODEC_RAW, 1, &huge);
+    let err = store
+        .put_many_uncached(&[(ok, &small[..]), (too_large, &huge[..])])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+    assert!(
+        !store.has(&ok).unwrap(),
+        "nothing stored when one block is refused"
+    );
+    // Identity CIDs carry their bytes and are not stored.
+    let identity = Cid::new_v1(
+        CODEC_RAW,
+        crate::store::Multihash::wrap(crate::content::cid::MH_IDENTITY, b"hi").unwrap(),
+    );
+    store
+        .put_many_uncached(&[(identity, &b"hi"[..]), (ok, &small[..])])
+        .unwrap();
+    assert_eq!(store.stat_raw().unwrap().blocks, 1);
+    assert_eq!(store.get(&ok).unwrap(), Some(small));
 }
