@@ -130,8 +130,8 @@ print("distribute: wall time of the `cat` command (CLI start + bitswap fetch + b
       "peak RSS = VmHWM of B's daemon. Helia: its `get` time and its process peak RSS.")
 gib = size / 2**30
 print(f"CPU time during the `cat` (utime + stime, per GiB): serving daemon A {a_cpu / gib:.2f} s, "
-      f"fetching daemon B {b_cpu / gib:.2f} s. B's includes the kernel filling new page-cache "
-      "pages for what it stores, which on a VM varies with the host's memory state.")
+      f"fetching daemon B {b_cpu / gib:.2f} s. B stores what it fetches with direct I/O (past the "
+      "page cache); A serves from the page cache its `add` filled.")
 PY
 
 fi
