@@ -279,10 +279,13 @@ impl PackStore {
             let offset = writer.len;
             // Marked before writing: a failed write may still have changed the file.
             writer.dirty = true;
-            let direct = uncached
-                && writer
-                    .direct
-                    .write(&path, writer.number, &file, offset, run);
+            let to = direct::Target {
+                path: &path,
+                number: writer.number,
+                file: &file,
+                offset,
+            };
+            let direct = uncached && writer.direct.write(&to, run);
             if !direct {
                 let mut next = offset;
                 for block in run {

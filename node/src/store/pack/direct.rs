@@ -70,6 +70,15 @@ impl std::fmt::Debug for Stager {
     }
 }
 
+/// Where a direct write goes: `offset` in pack `number` at `path`, which is open as `file`
+/// for ordinary reads and writes.
+pub(super) struct Target<'a> {
+    pub path: &'a Path,
+    pub number: u32,
+    pub file: &'a File,
+    pub offset: u64,
+}
+
 /// What a direct write came to.
 enum Outcome {
     Written,
@@ -80,28 +89,20 @@ enum Outcome {
 }
 
 impl Direct {
-    /// Write `blocks`, one after another, at `offset` of pack `number` (at `path`, open as
-    /// `file` for ordinary reads and writes) without the page cache. False when the caller
-    /// must write them itself.
-    pub(super) fn write(
-        &mut self,
-        path: &Path,
-        number: u32,
-        file: &File,
-        offset: u64,
-        blocks: &[&[u8]],
-    ) -> bool {
+    /// Write `blocks`, one after another, at `to` without the page cache. False when the
+    /// caller must write them itself.
+    pub(super) fn write(&mut self, to: &Target<'_>, blocks: &[&[u8]]) -> bool {
         if matches!(self, Direct::Untried) {
             *self = Stager::new().map_or(Direct::Off, |s| Direct::On(Box::new(s)));
         }
         let Direct::On(stager) = self else {
             return false;
         };
-        match stager.write(path, number, file, offset, blocks) {
+        match stager.write(to, blocks) {
             Outcome::Written => true,
             Outcome::Declined => false,
             Outcome::Unsupported => {
-                tracing::debug!(path = %path.display(), "no direct I/O here; pack appends go through the page cache");
+                tracing::debug!(path = %to.path.display(), "no direct I/O here; pack appends go through the page cache");
                 *self = Direct::Off;
                 false
             }
@@ -133,14 +134,13 @@ impl Stager {
         })
     }
 
-    fn write(
-        &mut self,
-        path: &Path,
-        number: u32,
-        file: &File,
-        offset: u64,
-        blocks: &[&[u8]],
-    ) -> Outcome {
+    fn write(&mut self, to: &Target<'_>, blocks: &[&[u8]]) -> Outcome {
+        let &Target {
+            path,
+            number,
+            file,
+            offset,
+        } = to;
         let page = offset - offset % ALIGN as u64;
         // Below ALIGN, so it fits a usize.
         let head = (offset - page) as usize;
