@@ -415,6 +415,17 @@ fn pin_add_through_a_daemon_fetches_the_dag_from_peers() {
     // Every block is on B now: with A gone, B still serves the whole file.
     drop(a);
     assert_eq!(b.node.cat(&cid), data);
+    // What the fetch stored (large blocks with direct I/O) is on disk: after the daemon
+    // stops, the repo verifies and the file reads back offline.
+    let mut b = b;
+    b.stop();
+    let verify = b.node.run(&["repo", "verify"]).ok();
+    assert!(
+        verify.stdout.contains("verified repo integrity"),
+        "{}",
+        verify.stdout
+    );
+    assert_eq!(b.node.cat(&cid), data);
 }
 
 /// A DAG whose root is already here but whose children are not (as an interrupted fetch
