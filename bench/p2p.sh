@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Peer-to-peer numbers in one run, all on loopback (127.0.0.1, no mDNS):
-#   1. bitswap transfer A -> B (distribute cat through B's daemon) beside Helia -> Helia,
+#   1. bitswap transfer of one file from A: `pin add` on a fresh node C (the whole DAG into its
+#      store) and `cat` through B's daemon to the CLI, beside Helia -> Helia,
 #   2. provider lookup latency in a local Kademlia network of M nodes (in-process swarms,
 #      examples/dht_lookup.rs),
 #   3. one daemon holding C connections from C distinct peers (examples/conn_hold.rs):
@@ -103,19 +104,35 @@ t0=$(now)
 t1=$(now)
 a_cpu=$(( $(cpu_ticks "${dpid[A]}") - a_cpu0 )); b_cpu=$(( $(cpu_ticks "${dpid[B]}") - b_cpu0 ))
 b_hwm=$(kb VmHWM "${dpid[B]}")
-stop_daemon B; stop_daemon A
-rm -rf "$work/A" "$work/B"
+stop_daemon B
+# The same fetch into a fresh node's store, no client in between: `pin add` on C.
+start_daemon C "${daddr[A]}"; wait_daemon C
+for i in $(seq 1 100); do [ "$(peer_count C)" -ge 1 ] && break; sleep 0.1; done
+pa_cpu0=$(cpu_ticks "${dpid[A]}"); c_cpu0=$(cpu_ticks "${dpid[C]}")
+p0=$(now)
+"$bin" --repo "$work/C" pin add "$cid" > /dev/null
+p1=$(now)
+pa_cpu=$(( $(cpu_ticks "${dpid[A]}") - pa_cpu0 )); c_cpu=$(( $(cpu_ticks "${dpid[C]}") - c_cpu0 ))
+c_hwm=$(kb VmHWM "${dpid[C]}")
+stop_daemon C; stop_daemon A
+rm -rf "$work/A" "$work/B" "$work/C"
 
 tx_bytes=$((tx_mib * 1024 * 1024))
 printf '\n### 1. Transfer of a %s MiB random file over loopback, fetcher side%s\n\n' "$tx_mib" "$note"
-python3 - "$tx_bytes" "$t0" "$t1" "$b_hwm" "$helia" "$a_cpu" "$b_cpu" "$(getconf CLK_TCK)" <<'PY'
+python3 - "$tx_bytes" "$t0" "$t1" "$b_hwm" "$helia" "$a_cpu" "$b_cpu" "$(getconf CLK_TCK)" "$p0" "$p1" "$c_hwm" "$pa_cpu" "$c_cpu" <<'PY'
 import json, sys
 size, t0, t1, hwm = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 h = json.loads(sys.argv[5])[0]
-a_cpu, b_cpu = int(sys.argv[6]) / int(sys.argv[8]), int(sys.argv[7]) / int(sys.argv[8])
+tck = int(sys.argv[8])
+a_cpu, b_cpu = int(sys.argv[6]) / tck, int(sys.argv[7]) / tck
+p0, p1, c_hwm = float(sys.argv[9]), float(sys.argv[10]), int(sys.argv[11])
+pa_cpu, c_cpu = int(sys.argv[12]) / tck, int(sys.argv[13]) / tck
 d_secs = t1 - t0
 d_mbs = size / d_secs / 1e6
+p_secs = p1 - p0
+p_mbs = size / p_secs / 1e6
 rows = [
+    ("distribute → distribute (`pin add` on a fresh node C)", p_secs, p_mbs, c_hwm / 1024),
     ("distribute → distribute (`cat` via B's daemon, sled)", d_secs, d_mbs, hwm / 1024),
     ("Helia → Helia (helia-transfer-bench.mjs --disk)", h["getMs"] / 1000, h["mbPerS"], h["fetcherPeakRss"] / 1048576),
 ]
@@ -123,12 +140,18 @@ print(f"| {'run':<54} | {'seconds':>8} | {'MB/s':>8} | {'peak RSS (MiB)':>14} |"
 print(f"|{'-'*56}|{'-'*10}|{'-'*10}|{'-'*16}|")
 for name, s, mbs, rss in rows:
     print(f"| {name:<54} | {s:8.2f} | {mbs:8.1f} | {rss:14.1f} |")
-print(f"\ndistribute / Helia: {d_mbs / h['mbPerS']:.2f}× throughput, "
-      f"{(hwm / 1024) / (h['fetcherPeakRss'] / 1048576):.2f}× peak RSS"
+print(f"\ndistribute / Helia: {p_mbs / h['mbPerS']:.2f}× throughput for the fetch into C's store, "
+      f"{d_mbs / h['mbPerS']:.2f}× for the `cat` to a client; "
+      f"{(hwm / 1024) / (h['fetcherPeakRss'] / 1048576):.2f}× peak RSS (B)"
       + ("" if h["identical"] else "  (Helia output MISMATCH)"))
-print("distribute: wall time of the `cat` command (CLI start + bitswap fetch + bytes to /dev/null), "
-      "peak RSS = VmHWM of B's daemon. Helia: its `get` time and its process peak RSS.")
+print("distribute: wall time of the command. `pin add` on C: C's daemon fetches the whole DAG from A "
+      "into its store (the fetch node→node). `cat` on B: CLI start + B's fetch + every byte sent over "
+      "B's HTTP API to the CLI process and on to /dev/null. Peak RSS = VmHWM of the fetching daemon. "
+      "Helia: its `get` time (a UnixFS cat over bitswap in the fetching process, blocks kept in its "
+      "disk blockstore, bytes written to a file) and that process's peak RSS.")
 gib = size / 2**30
+print(f"CPU time during the `pin add` (utime + stime, per GiB): serving daemon A {pa_cpu / gib:.2f} s, "
+      f"fetching daemon C {c_cpu / gib:.2f} s.")
 print(f"CPU time during the `cat` (utime + stime, per GiB): serving daemon A {a_cpu / gib:.2f} s, "
       f"fetching daemon B {b_cpu / gib:.2f} s. B stores what it fetches with direct I/O (past the "
       "page cache); A serves from the page cache its `add` filled.")
