@@ -100,7 +100,7 @@ struct Writer {
     unsynced: Vec<Arc<File>>,
     /// Whether a pack was created since the last flush (its folder entry needs a sync).
     created: bool,
-    /// Appends that bypass the page cache ([`PackStore::put_uncached`]).
+    /// Appends that bypass the page cache (`put_many_raw_uncached`).
     direct: direct::Direct,
 }
 

@@ -23,6 +23,9 @@
 //! ([`super::solicited`]) and reports them through [`Session::on_unsolicited`], which moves
 //! the peer's matching want-blocks elsewhere and strikes it. The verification in
 //! [`Session::on_block`] catches blocks whose CID came from anywhere else.
+//!
+//! Here: the wants, the peers and what is sent (`want`, `tick`, the schedule); what peers
+//! send is taken in by `receive`, and which peer gets a want-block is `choice`'s.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
@@ -31,9 +34,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cid::Cid;
 
-use super::message::{Message, PresenceType, ProtocolVersion, WantType, WantlistEntry};
-use super::prefix::CidPrefix;
+use super::message::{ProtocolVersion, WantType, WantlistEntry};
 use crate::content::cid::{CidError, verify};
+
+mod choice;
+mod receive;
+
+pub use choice::PeerScore;
+use choice::{TYPICAL_BLOCK, best_peer, record_latency};
 
 /// Limits and timing of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,27 +110,6 @@ pub enum FailReason {
 pub enum SessionError {
     #[error("session already tracks {max} CIDs; wait for some to arrive before adding {cid}")]
     Full { cid: Cid, max: usize },
-}
-
-/// What the session knows about one peer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PeerScore {
-    pub version: ProtocolVersion,
-    /// EWMA of response latency, seconds.
-    pub latency: Option<f64>,
-    /// EWMA of block throughput, bytes per second.
-    pub throughput: Option<f64>,
-    pub strikes: u32,
-    pub in_flight: usize,
-}
-
-/// Weight of a new sample in the EWMAs.
-const EWMA_ALPHA: f64 = 0.25;
-/// Block size assumed until the session has received some.
-const TYPICAL_BLOCK: f64 = 256.0 * 1024.0;
-
-fn ewma(old: Option<f64>, sample: f64) -> Option<f64> {
-    Some(old.map_or(sample, |o| o + EWMA_ALPHA * (sample - o)))
 }
 
 #[derive(Debug)]
@@ -363,139 +350,6 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
         self.schedule(now);
     }
 
-    /// Everything in a received message that concerns this session.
-    pub fn on_message(&mut self, peer: &P, message: &Message, now: Instant) {
-        for p in &message.presences {
-            match p.presence {
-                PresenceType::Have => self.on_have(peer, &p.cid, now),
-                PresenceType::DontHave => self.on_dont_have(peer, &p.cid, now),
-            }
-        }
-        for b in &message.blocks {
-            self.on_block(peer, b.cid, b.data.clone(), now);
-        }
-    }
-
-    /// [`Session::on_message`] for a message decoded off the wire, taken by value: its
-    /// blocks' CIDs were rebuilt from their data by [`Message::decode`], so they are not
-    /// hashed again, and their bytes are moved, not copied.
-    pub fn on_decoded_message(&mut self, peer: &P, message: Message, now: Instant) {
-        for p in &message.presences {
-            match p.presence {
-                PresenceType::Have => self.on_have(peer, &p.cid, now),
-                PresenceType::DontHave => self.on_dont_have(peer, &p.cid, now),
-            }
-        }
-        for b in message.blocks {
-            self.accept_block(peer, b.cid, b.data, now);
-        }
-    }
-
-    pub fn on_have(&mut self, peer: &P, cid: &Cid, now: Instant) {
-        let Some(state) = self.wants.get_mut(cid) else {
-            return;
-        };
-        if let Some(sent) = state.asked_have.remove(peer) {
-            record_latency(&mut self.peers, peer, now - sent);
-        }
-        if self.peers.contains_key(peer) && !state.ruled_out.contains(peer) {
-            // A late answer counts: the peer is a candidate again.
-            state.timed_out.remove(peer);
-            state.haves.insert(peer.clone());
-        }
-        self.schedule(now);
-    }
-
-    pub fn on_dont_have(&mut self, peer: &P, cid: &Cid, now: Instant) {
-        let Some(state) = self.wants.get_mut(cid) else {
-            return;
-        };
-        if let Some(sent) = state.asked_have.remove(peer) {
-            record_latency(&mut self.peers, peer, now - sent);
-        }
-        self.rule_out(peer, *cid, false);
-        self.schedule(now);
-    }
-
-    /// A block from `peer`: delivered if wanted and valid; if corrupt, the peer gets a strike
-    /// and the CID is fetched elsewhere. Unwanted blocks are ignored.
-    pub fn on_block(&mut self, peer: &P, cid: Cid, data: Bytes, now: Instant) {
-        if !self.wants.contains_key(&cid) {
-            return;
-        }
-        if verify(&cid, &data).is_err() {
-            self.rule_out(peer, cid, false);
-            self.strike(peer, now);
-            self.schedule(now);
-            return;
-        }
-        self.accept_block(peer, cid, data, now);
-    }
-
-    /// Deliver a block whose data is known to match `cid`, if wanted.
-    fn accept_block(&mut self, peer: &P, cid: Cid, data: Bytes, now: Instant) {
-        let Some(state) = self.wants.get(&cid) else {
-            return;
-        };
-        if let Some((asked, sent)) = &state.block_request
-            && asked == peer
-        {
-            let elapsed = (now - *sent).as_secs_f64().max(1e-6);
-            record_latency(&mut self.peers, peer, now - *sent);
-            if let Some(score) = self.peers.get_mut(peer) {
-                score.throughput = ewma(score.throughput, data.len() as f64 / elapsed);
-            }
-        }
-        if let Some(state) = self.wants.remove(&cid) {
-            self.waiting.remove(&state.seq);
-            self.release_slot(&state);
-            self.cancel_outstanding(cid, &state, Some(peer));
-        }
-        self.avg_block += EWMA_ALPHA * (data.len() as f64 - self.avg_block);
-        self.actions.push(Action::Deliver {
-            cid,
-            data,
-            peer: peer.clone(),
-        });
-        self.schedule(now);
-    }
-
-    /// `peer` sent a block that hashes to a CID nobody asked it for: data corrupted on its
-    /// side or in transit (Bitswap rebuilds the CID from the bytes), or junk. Which of our
-    /// want-blocks it was meant to answer cannot be known, so every want-block this session
-    /// has at `peer` with the same CID prefix goes to another candidate, and the peer gets
-    /// a strike ([`SessionConfig::max_strikes`] exclude it). Returns whether this session was
-    /// concerned (had such want-blocks); an unconcerned session changes nothing.
-    pub fn on_unsolicited(&mut self, peer: &P, prefix: &CidPrefix, now: Instant) -> bool {
-        let suspects: Vec<Cid> = self
-            .wants
-            .iter()
-            .filter(|(cid, s)| {
-                s.block_request.as_ref().is_some_and(|(p, _)| p == peer)
-                    && CidPrefix::of(cid) == *prefix
-            })
-            .map(|(cid, _)| *cid)
-            .collect();
-        if suspects.is_empty() {
-            return false;
-        }
-        for cid in suspects {
-            self.rule_out(peer, cid, true);
-        }
-        self.strike(peer, now);
-        self.schedule(now);
-        true
-    }
-
-    fn strike(&mut self, peer: &P, now: Instant) {
-        if let Some(score) = self.peers.get_mut(peer) {
-            score.strikes += 1;
-            if score.strikes >= self.config.max_strikes {
-                self.exclude(peer, now);
-            }
-        }
-    }
-
     /// Time out unanswered want-haves and want-blocks older than the timeout.
     pub fn tick(&mut self, now: Instant) {
         let timeout = self.config.timeout;
@@ -632,7 +486,7 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
         let mut open = self
             .peers
             .values()
-            .filter(|s| s.in_flight < self.config.per_peer_window)
+            .filter(|s| s.has_room(&self.config))
             .count();
         let mut after: Option<u64> = None;
         while self.in_flight < self.config.window && (open > 0 || self.peers.is_empty()) {
@@ -661,7 +515,7 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
                 continue;
             };
             score.in_flight += 1;
-            if score.in_flight == self.config.per_peer_window {
+            if !score.has_room(&self.config) {
                 open = open.saturating_sub(1);
             }
             let entry = WantlistEntry::want(
@@ -675,66 +529,5 @@ impl<P: Clone + Eq + Hash + Ord> Session<P> {
             self.waiting.remove(&seq);
             self.outbox.entry(peer).or_default().wants.push(entry);
         }
-    }
-}
-
-/// The candidate expected to deliver soonest: a peer that said HAVE, or failing that a
-/// peer too old to say HAVE that has not been ruled out.
-fn best_peer<P: Clone + Ord>(
-    peers: &BTreeMap<P, PeerScore>,
-    config: &SessionConfig,
-    avg_block: f64,
-    state: &WantState<P>,
-    cid: &Cid,
-    now: Instant,
-) -> Option<P> {
-    let usable = |p: &P| {
-        peers
-            .get(p)
-            .filter(|s| s.in_flight < config.per_peer_window && !state.ruled_out.contains(p))
-    };
-    // Expected time to a block: one round trip (the latency EWMA, which for blocks includes
-    // transfer time) plus draining what the peer already has queued for us.
-    let score = |s: &PeerScore| {
-        let latency = s.latency.unwrap_or(config.default_latency.as_secs_f64());
-        let per_block = s.throughput.map_or(latency, |t| avg_block / t.max(1.0));
-        latency + s.in_flight as f64 * per_block
-    };
-    let pick = |candidates: &mut dyn Iterator<Item = (&P, &PeerScore)>| {
-        candidates
-            .fold(None::<(&P, f64)>, |best, (p, s)| {
-                let sc = score(s);
-                match best {
-                    Some((_, b)) if b <= sc => best,
-                    _ => Some((p, sc)),
-                }
-            })
-            .map(|(p, _)| p.clone())
-    };
-    let mut haves = state.haves.iter().filter_map(|p| usable(p).map(|s| (p, s)));
-    if let Some(p) = pick(&mut haves) {
-        return Some(p);
-    }
-    let mut legacy = peers.iter().filter(|(p, s)| {
-        !s.version.supports_have()
-            && s.version.can_express(cid)
-            && usable(p).is_some()
-            && !state.timed_out.contains_key(*p)
-    });
-    if let Some(p) = pick(&mut legacy) {
-        return Some(p);
-    }
-    // Last resort: a peer that timed out earlier, once its pause is over.
-    let mut retry = state
-        .timed_out
-        .iter()
-        .filter(|(p, at)| **at <= now && !state.haves.contains(*p))
-        .filter_map(|(p, _)| usable(p).map(|s| (p, s)));
-    pick(&mut retry)
-}
-
-fn record_latency<P: Ord>(peers: &mut BTreeMap<P, PeerScore>, peer: &P, sample: Duration) {
-    if let Some(score) = peers.get_mut(peer) {
-        score.latency = ewma(score.latency, sample.as_secs_f64());
     }
 }
