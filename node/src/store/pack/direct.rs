@@ -108,9 +108,7 @@ impl Direct {
             }
         }
     }
-}
 
-impl Direct {
     /// Close the handle on the pack taking appends (it is being rotated out), so a later
     /// removal of that pack frees its space.
     pub(super) fn release(&mut self) {
